@@ -1,0 +1,21 @@
+"""nas: neural architecture search and design-space exploration.
+
+Importing ``nas`` is cheap: torch, ray, optuna and plotly load only where they are used.
+The core API:
+
+    from nas import Genotype, count, compile, parse_budget
+"""
+from nas.cost import Cost, count, parse_budget
+from nas.errors import BudgetError, GenotypeError, NasError
+from nas.genotype import Genotype
+
+__all__ = ["Cost", "Genotype", "GenotypeError", "BudgetError", "NasError", "compile", "count",
+           "parse_budget"]
+__version__ = "0.1.0"
+
+
+def compile(genotype, *, in_channels=None, num_classes=None):  # noqa: A001 - the product's verb
+    """Compile a genotype into a torch module (see :func:`nas.compile.compile`)."""
+    from nas.compile import compile as _compile
+
+    return _compile(genotype, in_channels=in_channels, num_classes=num_classes)

@@ -1,0 +1,12 @@
+"""The zoo: classic networks as fixed genotypes, each recording its source and published figures.
+
+    from nas import zoo
+    g = zoo.build("resnet50")          # a Genotype
+    zoo.ZOO.get("resnet50").source     # where its figures come from
+"""
+from nas.zoo.registry import ZOO, ZooEntry, build, entry
+
+# importing a family module registers its entries
+from nas.zoo import resnet  # noqa: E402,F401
+
+__all__ = ["ZOO", "ZooEntry", "build", "entry"]
