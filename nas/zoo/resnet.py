@@ -1,7 +1,10 @@
-"""ResNet family (He et al. 2016): ResNet-18...152, paper v1 and torchvision v1.5 strides.
+"""ResNet family: ResNet-18...152 (paper v1 and torchvision v1.5 strides), ResNeXt,
+SE-ResNet/SE-ResNeXt and Wide ResNet-50-2.
 
-The builder reads like Table 1 of the paper: a stem, four stages of blocks with their
-depths and widths, a classifier.
+The builder reads like Table 1 of He et al. 2016: a stem, four stages of blocks with their
+depths and widths, a classifier. v1 puts a bottleneck's stride on its first 1x1 conv (the
+paper, Caffe); v1.5 on its 3x3 conv (fb.resnet.torch, torchvision). Basic blocks have no 1x1
+conv, so ResNet-18/34 are the same network in both.
 """
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ from nas.zoo.registry import entry
 
 TV = "torchvision.models (documented weights metadata)"
 PAPER = "He et al. 2016, Deep Residual Learning, Table 1"
+RESNEXT = "Xie et al. 2017, Aggregated Residual Transformations (ResNeXt), Table 1"
+SENET = "Hu et al. 2018, Squeeze-and-Excitation Networks, Table 2"
+WRN = "Zagoruyko and Komodakis 2016, Wide Residual Networks"
 
 
 def resnet(block: str, depths: tuple[int, ...], *, widths=(64, 128, 256, 512), groups: int = 1,
@@ -72,3 +78,108 @@ def resnet50() -> Genotype:
 def resnet50_v1() -> Genotype:
     """ResNet-50 as in the paper (v1 stride placement)."""
     return resnet(BOTTLENECK, (3, 4, 6, 3), stride_on_1x1=True, name="resnet50_v1")
+
+
+# He et al. 2016, Table 1: blocks per stage (conv2_x, conv3_x, conv4_x, conv5_x)
+DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),
+          152: (3, 8, 36, 3)}
+V1_NOTE = ("paper v1 stride placement (stride 2 on the bottleneck's first 1x1 conv), which "
+           "saves MACs against torchvision's v1.5")
+
+
+@entry("resnet101", "resnet", TV, published_params=44_549_160, published_macs=7_801_000_000,
+       exact=True, top1=77.374, note="v1.5: stride 2 on the 3x3 conv of the bottleneck")
+def resnet101() -> Genotype:
+    """ResNet-101 (torchvision's v1.5)."""
+    return resnet(BOTTLENECK, DEPTHS[101], name="resnet101")
+
+
+@entry("resnet152", "resnet", TV, published_params=60_192_808, published_macs=11_514_000_000,
+       exact=True, top1=78.312, note="v1.5: stride 2 on the 3x3 conv of the bottleneck")
+def resnet152() -> Genotype:
+    """ResNet-152 (torchvision's v1.5)."""
+    return resnet(BOTTLENECK, DEPTHS[152], name="resnet152")
+
+
+@entry("resnet18_v1", "resnet", PAPER, published_params=11_700_000, published_macs=1_800_000_000,
+       note="the paper's row for ResNet-18: the same network as resnet18 (basic blocks carry "
+            "the stride on a 3x3 conv in v1 and v1.5 alike)")
+def resnet18_v1() -> Genotype:
+    """ResNet-18 as in the paper (identical to torchvision's)."""
+    return resnet(BASIC, DEPTHS[18], name="resnet18_v1")
+
+
+@entry("resnet34_v1", "resnet", PAPER, published_params=21_800_000, published_macs=3_600_000_000,
+       note="the same network as resnet34 (3.664G MACs, torchvision); the paper prints 3.6G, "
+            "two significant digits truncated rather than rounded")
+def resnet34_v1() -> Genotype:
+    """ResNet-34 as in the paper (identical to torchvision's)."""
+    return resnet(BASIC, DEPTHS[34], name="resnet34_v1")
+
+
+@entry("resnet101_v1", "resnet", PAPER, published_params=44_500_000, published_macs=7_600_000_000,
+       note=V1_NOTE)
+def resnet101_v1() -> Genotype:
+    """ResNet-101 as in the paper (v1 stride placement)."""
+    return resnet(BOTTLENECK, DEPTHS[101], stride_on_1x1=True, name="resnet101_v1")
+
+
+@entry("resnet152_v1", "resnet", PAPER, published_params=60_200_000, published_macs=11_300_000_000,
+       note=V1_NOTE)
+def resnet152_v1() -> Genotype:
+    """ResNet-152 as in the paper (v1 stride placement)."""
+    return resnet(BOTTLENECK, DEPTHS[152], stride_on_1x1=True, name="resnet152_v1")
+
+
+# ResNeXt (Xie et al. 2017): cardinality C x bottleneck width d, stride on the grouped 3x3
+@entry("resnext50_32x4d", "resnext", TV, published_params=25_028_904, published_macs=4_230_000_000,
+       exact=True, top1=77.618, note="ResNeXt-50 (32x4d); the paper's Table 1 gives 25.0M / 4.2G")
+def resnext50_32x4d() -> Genotype:
+    """ResNeXt-50 32x4d: 32 groups of width 4 in the first stage's 3x3 conv."""
+    return resnet(BOTTLENECK, DEPTHS[50], groups=32, width_per_group=4, name="resnext50_32x4d")
+
+
+@entry("resnext101_32x8d", "resnext", TV, published_params=88_791_336, published_macs=16_414_000_000,
+       exact=True, top1=79.312, note="torchvision figures (not in the paper, whose ResNeXt-101 is 32x4d)")
+def resnext101_32x8d() -> Genotype:
+    """ResNeXt-101 32x8d."""
+    return resnet(BOTTLENECK, DEPTHS[101], groups=32, width_per_group=8, name="resnext101_32x8d")
+
+
+# Squeeze-and-excitation (Hu et al. 2018): SE with reduction r=16 before each residual addition
+SE_R = 16
+
+
+@entry("se_resnet50_v1", "senet", SENET, published_params=28_100_000, published_macs=3_870_000_000,
+       note="the paper's SE-ResNet-50: v1 stride placement (the paper's ResNet-50 baseline is "
+            "v1 too), r=16, SE convs with bias")
+def se_resnet50_v1() -> Genotype:
+    """SE-ResNet-50 as in the paper (v1 strides, r=16)."""
+    return resnet(BOTTLENECK, DEPTHS[50], se_reduction=SE_R, stride_on_1x1=True,
+                  name="se_resnet50_v1")
+
+
+@entry("se_resnet50", "senet", "v1.5 counterpart of " + SENET,
+       note="v1.5 stride placement (as the zoo's resnet50 and timm's seresnet50): the paper's "
+            "figures belong to se_resnet50_v1; this one costs 231M MACs more")
+def se_resnet50() -> Genotype:
+    """SE-ResNet-50 with torchvision's v1.5 stride placement (r=16)."""
+    return resnet(BOTTLENECK, DEPTHS[50], se_reduction=SE_R, name="se_resnet50")
+
+
+@entry("se_resnext50_32x4d", "senet", SENET, published_macs=4_250_000_000,
+       note="ResNeXt-50 32x4d (stride on the grouped 3x3, as ResNeXt itself) with r=16 SE; "
+            "the paper gives GFLOPs only")
+def se_resnext50_32x4d() -> Genotype:
+    """SE-ResNeXt-50 32x4d (r=16)."""
+    return resnet(BOTTLENECK, DEPTHS[50], groups=32, width_per_group=4, se_reduction=SE_R,
+                  name="se_resnext50_32x4d")
+
+
+# Wide ResNet-50-2: the bottleneck's inner width doubled (128 per group at stage 1)
+@entry("wide_resnet50_2", "wide_resnet", TV, published_params=68_883_240,
+       published_macs=11_398_000_000, exact=True, top1=78.468,
+       note=f"WRN-50-2-bottleneck; {WRN} gives 68.9M params")
+def wide_resnet50_2() -> Genotype:
+    """Wide ResNet-50-2: ResNet-50 with twice the bottleneck width."""
+    return resnet(BOTTLENECK, DEPTHS[50], width_per_group=128, name="wide_resnet50_2")
