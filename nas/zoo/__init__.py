@@ -8,5 +8,6 @@ from nas.zoo.registry import ZOO, ZooEntry, build, entry
 
 # importing a family module registers its entries
 from nas.zoo import resnet  # noqa: E402,F401
+from nas.zoo import preact, wideresnet, mobilenet, shufflenet, regnet  # noqa: E402,F401
 
 __all__ = ["ZOO", "ZooEntry", "build", "entry"]
