@@ -35,6 +35,7 @@ class Attr:
     default: Any = REQUIRED
     minimum: float | None = None
     choices: tuple = ()
+    maximum: float | None = None
     doc: str = ""
 
     def check(self, value: Any) -> None:
@@ -62,6 +63,8 @@ class Attr:
             values = value if isinstance(value, (list, tuple)) else [value]
             if any(v < self.minimum for v in values):
                 raise OpError(f"attribute {self.name!r} must be >= {self.minimum}, got {value!r}")
+        if self.maximum is not None and value is not None and value > self.maximum:
+            raise OpError(f"attribute {self.name!r} must be <= {self.maximum}, got {value!r}")
 
 
 def _is_int(v: Any) -> bool:
@@ -304,7 +307,7 @@ def _dropout_torch(a, ins, inplace):
 
 
 op(OpSpec("dropout", "Dropout (active in training mode only).",
-          (Attr("p", "float", 0.5, minimum=0),), _unary, _dropout_torch))
+          (Attr("p", "float", 0.5, minimum=0, maximum=1),), _unary, _dropout_torch))
 
 
 # ---------------------------------------------------------------- activations

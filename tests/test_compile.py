@@ -87,9 +87,10 @@ def test_torchscript_and_onnx_export(tmp_path):
     x = torch.randn(1, 3, 16, 16)
     scripted = torch.jit.script(m)
     torch.testing.assert_close(scripted(x), m(x))
-    path = tmp_path / "tiny.onnx"
-    torch.onnx.export(m, (x,), str(path), dynamo=False)
-    onnx.checker.check_model(onnx.load(str(path)))
+    for dynamo in (False, True):  # the TorchScript-based and the dynamo-based exporter
+        path = tmp_path / f"tiny_{dynamo}.onnx"
+        torch.onnx.export(m, (x,), str(path), dynamo=dynamo)
+        onnx.checker.check_model(onnx.load(str(path)))
 
 
 def test_torch_compile_matches_eager():
