@@ -1,0 +1,516 @@
+"""``python -m nas.search``: search a space under a FLOP budget, every trial stored, resumable.
+
+    python -m nas.search --space resnet_like --budget 2GFLOPs
+
+Re-running the same command resumes the study (trials left running by a killed run are
+retried); the run ends with the Pareto front (accuracy vs MACs), the database path and a
+dashboard. "FLOPs" in budgets means MACs, as in the papers (DESIGN.md).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from nas.cost import human, parse_budget
+from nas.errors import NasError
+from nas.strategies import OBJECTIVES, RunSummary, SearchJob
+
+DEFAULT_STORAGE = "nas.db"
+#: Evaluation settings that make accuracies incomparable: resuming with other values is an error.
+EVAL_KEYS = ("dataset", "epochs", "resolution", "limit", "proxy", "batch_size", "lr")
+
+
+class SearchError(NasError):
+    """A search setting that cannot work (bad objectives, timeout, worker count...)."""
+
+
+@dataclass
+class SearchConfig:
+    """Every setting of a search, as plain data (the CLI's flags)."""
+
+    space: str
+    budget: str | None = None
+    params_budget: str | None = None
+    trials: int | None = 24
+    timeout: float | None = None
+    sampler: str = "tpe"
+    objectives: list[str] = field(default_factory=lambda: ["accuracy", "macs"])
+    epochs: int = 1
+    dataset: str = "mnist"
+    resolution: int = 32
+    limit: int | None = 2500
+    batch_size: int = 64
+    lr: float = 0.05
+    proxy: str | None = None
+    storage: str = DEFAULT_STORAGE
+    study: str | None = None
+    seed: int = 0
+    seeds: bool = True
+    workers: int = 1
+    device: str = "auto"
+    dashboard: str | None = None
+
+    def budget_macs(self) -> int | None:
+        """The MAC budget (None: unconstrained)."""
+        return parse_budget(self.budget) if self.budget is not None else None
+
+    def params_limit(self) -> int | None:
+        """The parameter budget (None: unconstrained)."""
+        return parse_budget(self.params_budget) if self.params_budget is not None else None
+
+    def study_name(self, space_name: str) -> str:
+        """The study name: ``--study`` or one derived from space, budget and objectives."""
+        if self.study:
+            return self.study
+        budget = f"{_short(self.budget_macs())}MACs" if self.budget is not None else "nobudget"
+        metric = self.proxy or "accuracy"
+        objectives = "+".join(metric if o == "accuracy" else o for o in self.objectives)
+        return f"{space_name}-{budget}-{objectives}"
+
+    def evaluation(self) -> dict:
+        """The settings that define how a trial is scored."""
+        return {k: getattr(self, k) for k in EVAL_KEYS}
+
+
+# ---------------------------------------------------------------- evaluation
+class TrainEvaluator:
+    """Scores a genotype by proxy training on a dataset (or a zero-cost proxy), optionally
+    measuring its latency at the target spec."""
+
+    def __init__(self, config: SearchConfig, input_shape: tuple, device: str):
+        from nas.evaluate.data import load_dataset
+
+        self.config = config
+        self.device = device
+        self.input_shape = tuple(input_shape)
+        self.dataset = load_dataset(config.dataset, resolution=config.resolution,
+                                    seed=config.seed, limit=config.limit)
+
+    def __call__(self, genotype, on_epoch: Callable[[int, float], None]) -> dict:
+        """Metrics of ``genotype`` (see :class:`nas.strategies.Evaluator`)."""
+        c = self.config
+        out: dict = {}
+        if c.proxy:
+            from nas.cost import count
+            from nas.evaluate import proxies
+            from nas.evaluate.train import proxy_genotype
+
+            cost = count(proxy_genotype(genotype, self.dataset))
+            out.update(proxy_params=cost.params, proxy_macs=cost.macs,
+                       proxy_score=proxies.score(c.proxy, genotype, self.dataset, seed=c.seed))
+        else:
+            from nas.evaluate.train import train
+
+            r = train(genotype, self.dataset, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
+                      seed=c.seed, device=self.device, on_epoch=on_epoch)
+            out.update(accuracy=r.accuracy, proxy_params=r.proxy_params, proxy_macs=r.proxy_macs,
+                       epochs=r.history)
+        if "latency" in c.objectives:
+            from nas.evaluate.latency import measure_latency
+
+            out["latency_ms"] = 1000 * measure_latency(genotype, input_shape=self.input_shape,
+                                                       device=self.device)
+        return out
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when available, else 'cpu'; other names are checked by torch."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise SearchError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SearchError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return device
+
+
+# ---------------------------------------------------------------- setup
+def check_config(c: SearchConfig) -> None:
+    """Raise NasError for settings that are wrong on their face (before anything is opened)."""
+    from nas.strategies.optuna_backend import SAMPLERS
+
+    c.budget_macs()
+    c.params_limit()
+    SAMPLERS.get(c.sampler)
+    bad = [o for o in c.objectives if o not in OBJECTIVES]
+    if bad or not c.objectives or c.objectives[0] != "accuracy" or len(set(c.objectives)) != len(c.objectives):
+        raise SearchError(f"bad --objectives {','.join(c.objectives)!r}; use 'accuracy' or "
+                          f"'accuracy,' followed by any of macs, params, latency (e.g. accuracy,macs)")
+    for name, value, low in (("--trials", c.trials, 1), ("--epochs", c.epochs, 1),
+                             ("--workers", c.workers, 1), ("--batch-size", c.batch_size, 1)):
+        if value is not None and value < low:
+            raise SearchError(f"{name} must be >= {low}, got {value}")
+    if c.timeout is not None and not c.timeout > 0:
+        raise SearchError(f"--timeout must be positive seconds, got {c.timeout:g}")
+    if c.proxy:
+        from nas.evaluate.proxies import PROXIES
+
+        if c.proxy not in PROXIES:
+            from nas.registry import closest
+
+            near = closest(c.proxy, list(PROXIES)) or sorted(PROXIES)
+            raise SearchError(f"unknown proxy {c.proxy!r}; use one of {', '.join(near)}")
+
+
+def make_job(c: SearchConfig, *, evaluator=None, store=None, space=None, device=None,
+             progress=None) -> SearchJob:
+    """A :class:`SearchJob` for ``c``; ``evaluator``/``store``/``space`` may be injected."""
+    from nas.store import TrialStore, worker_id
+
+    if space is None:
+        from nas.spaces import load_space
+
+        space = load_space(c.space)
+    if evaluator is None:
+        evaluator = TrainEvaluator(c, space.input_shape, device or resolve_device(c.device))
+    store = store or TrialStore(c.storage)
+    return SearchJob(study=c.study_name(space.name), space=space, budget_macs=c.budget_macs(),
+                     params_budget=c.params_limit(), objectives=list(c.objectives),
+                     evaluator=evaluator, store=store, trials=c.trials, timeout=c.timeout,
+                     sampler=c.sampler, seed=c.seed, use_seeds=c.seeds, worker=worker_id(),
+                     metric=c.proxy or "accuracy", progress=progress)
+
+
+def open_study(job: SearchJob, c: SearchConfig) -> bool:
+    """Create the study in the store or check it matches; True when it already existed."""
+    config = {**asdict(c), "space_name": job.space.name,
+              "space_path": str(getattr(job.space, "path", "") or "")}
+    existed = job.store.open_study(job.study, space=job.space.name, budget_macs=job.budget_macs,
+                                   params_budget=job.params_budget, objectives=job.objectives,
+                                   config=config)
+    if existed:
+        stored = job.store.study(job.study)["config"]
+        old = {k: stored.get(k) for k in EVAL_KEYS}
+        diff = [f"{k} {old[k]!r} (now {v!r})" for k, v in c.evaluation().items() if old[k] != v]
+        if diff:
+            from nas.store import StoreError
+
+            raise StoreError(f"study {job.study!r} was evaluated with different settings: "
+                             f"{', '.join(diff)}; pass --study with a new name, or repeat them")
+    return existed
+
+
+# ---------------------------------------------------------------- running
+def run_search(c: SearchConfig, *, evaluator=None, space=None, out=print) -> dict:
+    """Run (or resume) the search ``c`` in this process and its workers; returns a summary.
+
+    ``evaluator`` and ``space`` replace the real ones (tests, benchmarks); with them,
+    ``workers`` must be 1.
+    """
+    from nas.strategies import get_strategy
+
+    check_config(c)
+    if c.workers > 1 and (evaluator is not None or space is not None):
+        raise SearchError("an injected evaluator or space runs in one process; use workers=1")
+    device = None
+    if evaluator is None:
+        device = resolve_device(c.device)
+    if space is None:
+        from nas.spaces import load_space
+
+        space = load_space(c.space)
+    from nas.store import check_writable, normalize_url
+
+    check_writable(normalize_url(c.storage))
+    if evaluator is None:
+        evaluator = TrainEvaluator(c, space.input_shape, device)
+    printer = Progress(c.trials, out)
+    job = make_job(c, evaluator=evaluator, space=space, progress=printer.trial)
+    existed = open_study(job, c)
+    strategy = get_strategy("optuna", storage_url=job.store.url)
+    prep = strategy.prepare(job)
+    printer.start(job, existed, prep)
+    t0 = time.monotonic()
+    try:
+        summary = strategy.run(job) if c.workers == 1 else run_workers(c, job, printer)
+    finally:
+        job.store.close()
+    return printer.finish(job, summary, time.monotonic() - t0)
+
+
+def run_workers(c: SearchConfig, job: SearchJob, printer: "Progress") -> RunSummary:
+    """Run ``c.workers`` worker processes sharing the store; print their trials as they end."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker_main, args=(asdict(c), i), daemon=False)
+             for i in range(c.workers)]
+    for p in procs:
+        p.start()
+    summary, seen = RunSummary(), set()
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(1.0)
+            _poll(job, printer, seen, summary)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        for p in procs:  # workers got the same Ctrl-C; give them time to store their state
+            p.join(timeout=30)
+            if p.is_alive():
+                p.terminate()
+    for p in procs:
+        p.join()
+    _poll(job, printer, seen, summary)
+    if any(p.exitcode == 130 for p in procs):
+        summary.interrupted = True
+    summary.stop_reason = "interrupted" if summary.interrupted else (
+        f"{c.trials} trials reached" if c.trials and job.store.count(job.study) >= c.trials
+        else "workers finished")
+    return summary
+
+
+def _poll(job: SearchJob, printer: "Progress", seen: set, summary: RunSummary) -> None:
+    for t in job.store.trials(job.study):
+        if t["state"] != "RUNNING" and t["number"] not in seen and t["started_at"] \
+                and t["started_at"] >= printer.started_at:
+            seen.add(t["number"])
+            summary.started += 1
+            if not t["feasible"]:
+                summary.infeasible += 1
+            elif t["state"] == "COMPLETE":
+                summary.complete += 1
+            elif t["state"] == "PRUNED":
+                summary.pruned += 1
+            elif not t["interrupted"]:
+                summary.failed += 1
+            printer.trial(t)
+
+
+def _worker_main(config: dict, index: int) -> None:
+    """Entry point of one worker process."""
+    import torch
+
+    from nas.strategies.optuna_backend import OptunaStrategy
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    c = SearchConfig(**config)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // c.workers))
+    job = make_job(c)
+    try:
+        summary = OptunaStrategy(storage_url=job.store.url, worker_index=index + 1).run(job)
+    finally:
+        job.store.close()
+    if summary.interrupted:
+        sys.exit(130)
+
+
+def _raise_interrupt(signum, frame):  # noqa: ANN001 - signal handler signature
+    raise KeyboardInterrupt
+
+
+# ---------------------------------------------------------------- reporting
+class Progress:
+    """Prints one line per finished trial: trials done, best so far and ETA."""
+
+    def __init__(self, limit: int | None, out: Callable[[str], None]):
+        self.limit, self.out = limit, out
+        self.t0 = time.monotonic()
+        self.done_now = 0
+        self.done_before = 0
+        self.best: tuple[float, int] | None = None
+        self.metric = "accuracy"
+        from datetime import datetime, timezone
+
+        self.started_at = datetime.now(timezone.utc).replace(tzinfo=None)
+
+    def start(self, job: SearchJob, existed: bool, prep: dict) -> None:
+        """Say what is being searched and where results go."""
+        self.metric = job.metric
+        self.done_before = job.store.count(job.study)
+        for t in job.store.trials(job.study):
+            self._best(t)
+        budget = f"budget {_short(job.budget_macs)}MACs" if job.budget_macs else "no budget"
+        self.out(f"study {job.study!r} ({'resumed: ' + str(self.done_before) + ' trials done' if existed else 'new'})"
+                 f": space {job.space.name}, {budget}, objectives {'+'.join(job.objectives)}, "
+                 f"sampler {job.sampler}; database {job.store.url}")
+        if prep.get("recovered") or prep.get("seeds"):
+            self.out(f"  {prep.get('seeds', 0)} seed architecture(s) queued; "
+                     f"{prep.get('recovered', 0)} interrupted trial(s) marked failed, "
+                     f"{prep.get('retried', 0)} queued for retry")
+
+    def _best(self, t: dict) -> None:
+        v = t.get("proxy_score") if self.metric != "accuracy" else t.get("accuracy")
+        if t.get("state") == "COMPLETE" and t.get("feasible", True) and v is not None \
+                and (self.best is None or v > self.best[0]):
+            self.best = (v, t["number"])
+
+    def trial(self, t: dict) -> None:
+        """Print one finished trial (an outcome dict or a stored trial row)."""
+        counted = t.get("feasible", True) and t["state"] != "PRUNED" and not t.get("interrupted")
+        self.done_now += counted
+        self._best(t)
+        done = self.done_before + self.done_now
+        elapsed = time.monotonic() - self.t0
+        of = f"/{self.limit}" if self.limit else ""
+        v = t.get("proxy_score") if self.metric != "accuracy" else t.get("accuracy")
+        what = (f"{self.metric} {v:.4f}" if t["state"] == "COMPLETE" and v is not None
+                else (t.get("error") or t["state"]).splitlines()[0][:90])
+        macs = f"{human(t['target_macs'])}MACs" if t.get("target_macs") else "?"
+        seed = f" [{t['seed_name']}]" if t.get("seed_name") else ""
+        best = f"best {self.best[0]:.4f} (#{self.best[1]})" if self.best else "best -"
+        eta = ""
+        if self.limit and self.done_now:
+            eta = f" | ETA {_clock(elapsed / self.done_now * max(0, self.limit - done))}"
+        state = t["state"].lower() if t.get("feasible", True) else "skipped"
+        self.out(f"[{done}{of}] trial {t['number']} {state}: {what}, {macs}{seed} "
+                 f"| {best} | {_clock(elapsed)} elapsed{eta}")
+
+    def finish(self, job: SearchJob, summary: RunSummary, seconds: float) -> dict:
+        """Print the summary, the Pareto table, the database and dashboard paths."""
+        trials = job.store.trials(job.study)
+        front = pareto(trials, self.metric)
+        self.out(f"\nthis run: {summary.started} trials in {_clock(seconds)} "
+                 f"({summary.complete} complete, {summary.failed} failed, {summary.pruned} pruned, "
+                 f"{summary.infeasible} over budget){'; ' + summary.stop_reason if summary.stop_reason else ''}")
+        self.out(f"study {job.study!r}: {job.store.count(job.study)} evaluated trials in total")
+        self.out(pareto_table(front, self.metric))
+        from nas.store import sqlite_path
+
+        db = sqlite_path(job.store.url)
+        self.out(f"database: {db if db else job.store.url}")
+        return {"study": job.study, "storage": job.store.url, "summary": asdict(summary),
+                "seconds": seconds, "pareto": front, "trials": len(trials)}
+
+
+def pareto(trials: list[dict], metric: str = "accuracy") -> list[dict]:
+    """Completed, feasible trials not dominated in (``metric`` up, target MACs down), by MACs."""
+    key = "proxy_score" if metric != "accuracy" else "accuracy"
+    ok = [t for t in trials if t["state"] == "COMPLETE" and t.get("feasible", True)
+          and t.get(key) is not None and t.get("target_macs") is not None]
+    ok.sort(key=lambda t: (t["target_macs"], -t[key], t["number"]))
+    front, best = [], float("-inf")
+    for t in ok:
+        if t[key] > best:
+            front.append(t)
+            best = t[key]
+    return front
+
+
+def pareto_table(front: list[dict], metric: str = "accuracy") -> str:
+    """The Pareto front as a text table (MACs and params at the target spec)."""
+    if not front:
+        return "Pareto front: no completed trial yet"
+    key = "proxy_score" if metric != "accuracy" else "accuracy"
+    rows = [f"Pareto front ({metric} vs MACs; MACs = multiply-accumulates at the target spec):",
+            f"{'trial':>6} {metric:>10} {'MACs':>10} {'params':>10} {'latency':>9}  seed"]
+    for t in front:
+        lat = f"{t['latency_ms']:.1f}ms" if t.get("latency_ms") is not None else "-"
+        rows.append(f"{t['number']:>6} {t[key]:>10.4f} {human(t['target_macs']):>10} "
+                    f"{human(t['target_params']):>10} {lat:>9}  {t.get('seed_name') or ''}")
+    return "\n".join(rows)
+
+
+def render_dashboard(url: str, study: str, out_path: str | None) -> str:
+    """Write the study's dashboard; returns a line saying where (or why not)."""
+    try:
+        from nas.dashboard import render
+    except ImportError:
+        return "dashboard: nas.dashboard.render is not available in this install; " \
+               "the results are in the database"
+    try:
+        return f"dashboard: {render(url, studies=[study], out_path=out_path)}"
+    except NasError as e:
+        return f"dashboard: not written ({e})"
+
+
+def _short(n: int) -> str:
+    """2000000000 -> '2G', 1500000 -> '1.5M'."""
+    text = human(n, 3)
+    return re.sub(r"\.?0+([KMGT]?)$", r"\1", text) if "." in text else text
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+# ---------------------------------------------------------------- CLI
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints usage too)
+        self.exit(2, f"{self.prog}: error: {message}; see --help\n")
+
+
+def _duration(text: str) -> float:
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|m|min|h)?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use seconds or e.g. 90s, 10m, 1h")
+    return float(m.group(1)) * {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600}[m.group(2)]
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    from nas.cost import BUDGET_FORMS
+
+    d = SearchConfig(space="")
+    p = _Parser(prog="python -m nas.search", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--space", required=True, help="space name in search_spaces/ or a .yaml path")
+    p.add_argument("--budget", help=f"MAC budget at the target spec, e.g. {BUDGET_FORMS}")
+    p.add_argument("--params-budget", help="parameter budget, e.g. 25M")
+    p.add_argument("--trials", type=int, default=d.trials, help="evaluated trials the study should reach")
+    p.add_argument("--timeout", type=_duration, help="stop starting trials after this long (90s, 10m)")
+    p.add_argument("--sampler", default=d.sampler, help="tpe, nsga2, nsga3, random, gp or qmc")
+    p.add_argument("--objectives", default=",".join(d.objectives),
+                   help="accuracy alone (under the budget) or accuracy with macs, params, latency")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per trial")
+    p.add_argument("--dataset", default=d.dataset, help="mnist, cifar10:PATH, folder:PATH")
+    p.add_argument("--resolution", type=int, default=d.resolution, help="proxy input size")
+    p.add_argument("--limit", type=int, default=d.limit, help="images used (train + val); 0 = all")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--proxy", help="score with a zero-cost proxy instead of training (e.g. naswot)")
+    p.add_argument("--storage", default=d.storage, help="SQLAlchemy URL or SQLite file path")
+    p.add_argument("--study", help="study name (default: from space, budget and objectives)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--no-seeds", action="store_true", help="do not start from the classic nets")
+    p.add_argument("--workers", type=int, default=d.workers, help="parallel worker processes")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1")
+    p.add_argument("--dashboard", help="dashboard HTML path (default dashboards/<study>.html)")
+    return p
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> SearchConfig:
+    """Parse the command line into a :class:`SearchConfig`."""
+    a = parser().parse_args(argv)
+    return SearchConfig(space=a.space, budget=a.budget, params_budget=a.params_budget,
+                        trials=a.trials, timeout=a.timeout, sampler=a.sampler,
+                        objectives=[o.strip() for o in a.objectives.split(",") if o.strip()],
+                        epochs=a.epochs, dataset=a.dataset, resolution=a.resolution,
+                        limit=a.limit or None, batch_size=a.batch_size, lr=a.lr, proxy=a.proxy,
+                        storage=a.storage, study=a.study, seed=a.seed, seeds=not a.no_seeds,
+                        workers=a.workers, device=a.device, dashboard=a.dashboard)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; 0 on success, 2 on bad input, 130 when interrupted."""
+    c = config_from_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        result = run_search(c)
+    except NasError as e:
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(render_dashboard(result["storage"], result["study"], c.dashboard))
+    if result["summary"]["interrupted"]:
+        print("interrupted: the store is consistent; re-run the same command to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

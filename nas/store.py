@@ -1,0 +1,401 @@
+"""Where search results live: SQLAlchemy tables for studies, trials and per-epoch metrics.
+
+SQLite by default (WAL journal, busy timeout, eager write locks so that several worker
+processes can share one file); any SQLAlchemy URL works. Every write goes through
+:meth:`TrialStore._write`, the one place that commits or rolls back. Table names carry a
+``nas_`` prefix so Optuna's own RDB tables can live in the same database.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
+                        create_engine, event, func, select)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from nas.errors import NasError
+
+STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL")
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+BUSY_TIMEOUT_MS = 30_000
+
+
+class StoreError(NasError):
+    """A storage URL that cannot be opened, or a study that does not match its stored definition."""
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StudyRow(Base):
+    """One search: the space, budget and objectives it was started with."""
+
+    __tablename__ = "nas_studies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    space: Mapped[str] = mapped_column(String(255))
+    budget_macs: Mapped[int | None] = mapped_column(Integer)
+    params_budget: Mapped[int | None] = mapped_column(Integer)
+    objectives: Mapped[list] = mapped_column(JSON)
+    config: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    trials: Mapped[list["TrialRow"]] = relationship(back_populates="study")
+
+
+class TrialRow(Base):
+    """One evaluated (or running, or failed) architecture of a study."""
+
+    __tablename__ = "nas_trials"
+    __table_args__ = (UniqueConstraint("study_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("nas_studies.id"), index=True)
+    number: Mapped[int | None] = mapped_column(Integer)  # None while a slot is claimed, not asked
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    params: Mapped[dict | None] = mapped_column(JSON)
+    genotype: Mapped[str | None] = mapped_column(Text)
+    genotype_hash: Mapped[str | None] = mapped_column(String(128), index=True)
+    seed_name: Mapped[str | None] = mapped_column(String(255))
+    target_params: Mapped[int | None] = mapped_column(Integer)
+    target_macs: Mapped[int | None] = mapped_column(Integer)
+    proxy_params: Mapped[int | None] = mapped_column(Integer)
+    proxy_macs: Mapped[int | None] = mapped_column(Integer)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    proxy_score: Mapped[float | None] = mapped_column(Float)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    interrupted: Mapped[bool] = mapped_column(default=False)
+    feasible: Mapped[bool] = mapped_column(default=True)
+    retry_of: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    study: Mapped[StudyRow] = relationship(back_populates="trials")
+    epochs: Mapped[list["EpochRow"]] = relationship(order_by="EpochRow.epoch",
+                                                    cascade="all, delete-orphan")
+
+
+class EpochRow(Base):
+    """Validation accuracy and loss after one training epoch of a trial."""
+
+    __tablename__ = "nas_epochs"
+    __table_args__ = (UniqueConstraint("trial_id", "epoch"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("nas_trials.id"), index=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    val_accuracy: Mapped[float | None] = mapped_column(Float)
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    seconds: Mapped[float | None] = mapped_column(Float)
+
+
+def normalize_url(url: str | os.PathLike) -> str:
+    """A SQLAlchemy URL from ``url``; a plain file path becomes an absolute ``sqlite:///`` URL."""
+    text = os.fspath(url)
+    if "://" in text:
+        try:
+            make_url(text)
+        except ArgumentError as e:
+            raise StoreError(f"cannot parse storage URL {text!r}: {e}; use a SQLAlchemy URL such "
+                             "as sqlite:///runs/nas.db or a plain file path") from None
+        return text
+    return "sqlite:///" + str(Path(text).expanduser().resolve())
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file behind a ``sqlite:///`` URL (None for other back ends or :memory:)."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(u.database)
+
+
+def check_writable(url: str) -> None:
+    """Raise StoreError unless a SQLite database file can be created or written at ``url``."""
+    path = sqlite_path(url)
+    if path is None:
+        return
+    if path.exists():
+        ok = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+        problem = f"database {path} is not writable"
+    else:
+        ok = path.parent.is_dir() and os.access(path.parent, os.W_OK)
+        problem = (f"cannot create database {path}: folder {path.parent} "
+                   + ("is not writable" if path.parent.is_dir() else "does not exist"))
+    if not ok:
+        raise StoreError(f"{problem}; pass --storage with a writable path or URL")
+
+
+def worker_id() -> str:
+    """This process's identity in the store: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_alive(worker: str | None) -> bool:
+    """Whether the process named by ``worker`` (``host:pid``) still runs on this host."""
+    if not worker or ":" not in worker:
+        return False
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # noqa: ANN001 - SQLAlchemy event signature
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (pysqlite's is lazy)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # noqa: ANN001
+        # Writers take the lock up front: a deferred transaction that upgrades later fails
+        # with SQLITE_BUSY at once in WAL mode instead of waiting out the busy timeout.
+        immediate = conn.get_execution_options().get("nas_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class TrialStore:
+    """Read and write studies and trials in one SQLAlchemy database."""
+
+    def __init__(self, url: str | os.PathLike):
+        self.url = normalize_url(url)
+        backend = make_url(self.url).get_backend_name()
+        if backend == "sqlite":
+            check_writable(self.url)
+            self.engine = _sqlite_engine(self.url)
+            self._write_engine = self.engine.execution_options(nas_write=True)
+        else:
+            self.engine = create_engine(self.url, pool_pre_ping=True)
+            self._write_engine = self.engine
+        try:
+            Base.metadata.create_all(self._write_engine)
+        except OperationalError as e:
+            raise StoreError(f"cannot open storage {self.url!r}: {e.orig}") from None
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    # -- the one place that commits or rolls back --------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with Session(self._write_engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self.engine) as session:
+            yield session
+
+    # -- studies ------------------------------------------------------------------------------
+    def open_study(self, name: str, *, space: str, budget_macs: int | None,
+                   params_budget: int | None, objectives: list[str], config: dict) -> bool:
+        """Create study ``name`` or check that the stored one has the same definition.
+
+        Returns True when the study already existed. Raises StoreError naming the fields that
+        differ (a changed space, budget or objectives would mix incomparable trials).
+        """
+        with self._write() as s:
+            row = s.scalar(select(StudyRow).where(StudyRow.name == name))
+            if row is None:
+                s.add(StudyRow(name=name, space=space, budget_macs=budget_macs,
+                               params_budget=params_budget, objectives=list(objectives),
+                               config=dict(config), created_at=_now()))
+                return False
+            want = {"space": space, "budget_macs": budget_macs, "params_budget": params_budget,
+                    "objectives": list(objectives)}
+            diff = [f"{k} {getattr(row, k)!r} (now {v!r})" for k, v in want.items()
+                    if getattr(row, k) != v]
+            if diff:
+                raise StoreError(f"study {name!r} in {self.url} was created with different "
+                                 f"settings: {', '.join(diff)}; pass --study with a new name, or "
+                                 "repeat the original settings to resume it")
+            return True
+
+    def study(self, name: str) -> dict | None:
+        """One study as plain data (see :meth:`studies`), or None."""
+        return next((st for st in self.studies() if st["name"] == name), None)
+
+    def studies(self) -> list[dict]:
+        """Every study as plain data, oldest first."""
+        with self._read() as s:
+            rows = s.scalars(select(StudyRow).order_by(StudyRow.id)).all()
+            return [{"name": r.name, "space": r.space, "budget_macs": r.budget_macs,
+                     "params_budget": r.params_budget, "objectives": list(r.objectives),
+                     "config": dict(r.config), "created_at": r.created_at} for r in rows]
+
+    def _study_id(self, s: Session, name: str) -> int:
+        sid = s.scalar(select(StudyRow.id).where(StudyRow.name == name))
+        if sid is None:
+            raise StoreError(f"no study {name!r} in {self.url}; known: "
+                             f"{', '.join(st['name'] for st in self.studies()) or 'none'}")
+        return sid
+
+    # -- trial life cycle ---------------------------------------------------------------------
+    def claim(self, study: str, limit: int | None, worker: str) -> int | None:
+        """Reserve a slot for one more trial unless ``limit`` trials are done or running.
+
+        Counting and reserving happen in one write transaction, so parallel workers never
+        overshoot ``limit``. Returns the slot id for :meth:`start`, or None when full.
+        """
+        with self._write() as s:
+            sid = self._study_id(s, study)
+            if limit is not None and self._count(s, sid) >= limit:
+                return None
+            row = TrialRow(study_id=sid, state="RUNNING", worker=worker, started_at=_now())
+            s.add(row)
+            s.flush()
+            return row.id
+
+    @staticmethod
+    def _count(s: Session, sid: int) -> int:
+        """Trials that use up the trial limit: running, or evaluated (not over budget, not
+        interrupted, not pruned)."""
+        q = select(func.count()).select_from(TrialRow).where(
+            TrialRow.study_id == sid, TrialRow.interrupted.is_(False), TrialRow.feasible.is_(True),
+            TrialRow.state.in_(("RUNNING", "COMPLETE", "FAIL")))
+        return s.scalar(q) or 0
+
+    def release(self, slot: int) -> None:
+        """Drop a claimed slot that never became a trial."""
+        with self._write() as s:
+            row = s.get(TrialRow, slot)
+            if row is not None and row.number is None:
+                s.delete(row)
+
+    def start(self, slot: int, number: int, *, params: dict, genotype: str | None = None,
+              genotype_hash: str | None = None, seed_name: str | None = None,
+              retry_of: int | None = None, **costs: int | None) -> None:
+        """Record that trial ``number`` (Optuna's number) runs in ``slot`` with these params
+        and costs (target_params, target_macs, proxy_params, proxy_macs)."""
+        with self._write() as s:
+            row = s.get(TrialRow, slot)
+            row.number, row.params, row.seed_name, row.retry_of = number, params, seed_name, retry_of
+            row.genotype, row.genotype_hash = genotype, genotype_hash
+            for k, v in costs.items():
+                setattr(row, k, v)
+            row.started_at = _now()
+
+    def finish(self, slot: int, state: str, *, accuracy: float | None = None,
+               proxy_score: float | None = None, latency_ms: float | None = None,
+               error: str | None = None, interrupted: bool = False, feasible: bool = True,
+               epochs: list[dict] | None = None, **fields: Any) -> None:
+        """Close a trial: COMPLETE with its metrics and per-epoch rows, PRUNED, or FAIL with
+        its error text; ``fields`` sets further columns (e.g. proxy_macs)."""
+        if state not in FINISHED:
+            raise ValueError(f"finish state must be one of {FINISHED}, got {state!r}")
+        with self._write() as s:
+            row = s.get(TrialRow, slot)
+            row.state, row.accuracy, row.proxy_score = state, accuracy, proxy_score
+            row.latency_ms, row.error, row.interrupted = latency_ms, error, interrupted
+            row.feasible = feasible
+            for k, v in fields.items():
+                setattr(row, k, v)
+            for e in epochs or []:
+                s.add(EpochRow(trial_id=slot, epoch=int(e["epoch"]),
+                               val_accuracy=e.get("val_accuracy"), train_loss=e.get("train_loss"),
+                               seconds=e.get("seconds")))
+            row.finished_at = _now()
+            row.duration_s = (row.finished_at - row.started_at).total_seconds()
+
+    def recover(self, study: str) -> list[dict]:
+        """Mark RUNNING trials whose worker process is gone as interrupted FAILs.
+
+        Returns the recovered trials (plain data) so the caller can retry them; claimed slots
+        that never got a trial number are deleted.
+        """
+        with self._write() as s:
+            sid = self._study_id(s, study)
+            rows = s.scalars(select(TrialRow).where(TrialRow.study_id == sid,
+                                                    TrialRow.state == "RUNNING")).all()
+            stale = []
+            for row in rows:
+                if worker_alive(row.worker) and row.worker != worker_id():
+                    continue
+                if row.number is None:
+                    s.delete(row)
+                    continue
+                row.state, row.interrupted, row.finished_at = "FAIL", True, _now()
+                row.error = f"interrupted: worker {row.worker} stopped while the trial ran; retried"
+                stale.append(_trial_dict(row, []))
+            return stale
+
+    # -- reading ------------------------------------------------------------------------------
+    def trials(self, study_name: str) -> list[dict]:
+        """Every trial of a study as plain data, by trial number (contract in the briefing)."""
+        with self._read() as s:
+            sid = self._study_id(s, study_name)
+            rows = s.scalars(select(TrialRow).where(TrialRow.study_id == sid,
+                                                    TrialRow.number.is_not(None))
+                             .order_by(TrialRow.number)).all()
+            epochs: dict[int, list[dict]] = {}
+            ids = [r.id for r in rows]
+            if ids:
+                for e in s.scalars(select(EpochRow).where(EpochRow.trial_id.in_(ids))
+                                   .order_by(EpochRow.trial_id, EpochRow.epoch)):
+                    epochs.setdefault(e.trial_id, []).append(
+                        {"epoch": e.epoch, "val_accuracy": e.val_accuracy,
+                         "train_loss": e.train_loss, "seconds": e.seconds})
+            return [_trial_dict(r, epochs.get(r.id, [])) for r in rows]
+
+    def trial(self, study_name: str, number: int) -> dict:
+        """One trial by number; StoreError when absent."""
+        for t in self.trials(study_name):
+            if t["number"] == number:
+                return t
+        raise StoreError(f"study {study_name!r} has no trial {number}")
+
+    def count(self, study: str) -> int:
+        """Trials that count toward a trial limit (see :meth:`claim`)."""
+        with self._read() as s:
+            return self._count(s, self._study_id(s, study))
+
+
+_FIELDS = ("number", "state", "params", "genotype", "genotype_hash", "seed_name", "target_params",
+           "target_macs", "proxy_params", "proxy_macs", "accuracy", "proxy_score", "latency_ms",
+           "error", "interrupted", "feasible", "retry_of", "started_at", "finished_at", "duration_s", "worker")
+
+
+def _trial_dict(row: TrialRow, epochs: list[dict]) -> dict:
+    out = {k: getattr(row, k) for k in _FIELDS}
+    out["params"] = dict(row.params or {})
+    out["epochs"] = epochs
+    return out
+
+
+def dumps(trials: list[dict]) -> str:
+    """Trials as JSON text (datetimes in ISO format), for exports and debugging."""
+    return json.dumps(trials, default=lambda o: o.isoformat() if isinstance(o, datetime) else str(o))
