@@ -9,5 +9,6 @@ from nas.zoo.registry import ZOO, ZooEntry, build, entry
 # importing a family module registers its entries
 from nas.zoo import resnet  # noqa: E402,F401
 from nas.zoo import preact, wideresnet, mobilenet, shufflenet, regnet  # noqa: E402,F401
+from nas.zoo import lenet, alexnet, vgg, nin, allcnn, inception, squeezenet, xception, densenet  # noqa: E402,F401,E501
 
 __all__ = ["ZOO", "ZooEntry", "build", "entry"]
