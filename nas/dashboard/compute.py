@@ -17,7 +17,8 @@ MAX, MIN = "max", "min"
 
 
 # ------------------------------------------------------------------ objectives
-def _finite(x: Any) -> bool:
+def is_number(x: Any) -> bool:
+    """True for a finite int or float (not bool, None or NaN)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -38,7 +39,7 @@ def _minimized(points: Sequence[Sequence[float]], senses: Sequence[str]) -> list
     out: list[tuple | None] = []
     for p in points:
         signs = _check_senses(senses, len(p))
-        out.append(tuple(s * v for s, v in zip(signs, p)) if all(_finite(v) for v in p) else None)
+        out.append(tuple(s * v for s, v in zip(signs, p)) if all(is_number(v) for v in p) else None)
     return out
 
 
@@ -126,7 +127,7 @@ def best_so_far(values: Sequence[float | None], sense: str = MAX) -> list[float 
     best: float | None = None
     out: list[float | None] = []
     for v in values:
-        if _finite(v) and (best is None or (v > best if sense == MAX else v < best)):
+        if is_number(v) and (best is None or (v > best if sense == MAX else v < best)):
             best = float(v)
         out.append(best)
     return out
@@ -141,7 +142,7 @@ def edf(errors: Iterable[float], weights: Sequence[float] | None = None) -> dict
     """
     pairs = [(float(e), 1.0 if weights is None else float(w))
              for e, w in zip(errors, weights if weights is not None else _ones())
-             if _finite(e)]
+             if is_number(e)]
     if weights is not None and len(pairs) != len(weights):
         raise ValueError("edf: need one finite error per weight")
     pairs.sort()
@@ -161,7 +162,7 @@ def _ones():
 
 def log_bins(values: Iterable[float], k: int = 10) -> list[float]:
     """``k`` log-spaced bins spanning the positive ``values``: k + 1 edges."""
-    vals = [float(v) for v in values if _finite(v) and v > 0]
+    vals = [float(v) for v in values if is_number(v) and v > 0]
     if not vals:
         raise ValueError("log_bins: no positive complexity values")
     lo, hi = math.log(min(vals)), math.log(max(vals))
@@ -194,15 +195,15 @@ def design_space_edfs(groups: dict[str, list[dict]], *, complexity: str = "targe
     their normalised curves are comparable.
     """
     data = {name: [(1.0 - t["accuracy"], t.get(complexity)) for t in trials
-                   if t.get("state") == "COMPLETE" and _finite(t.get("accuracy"))]
+                   if t.get("state") == "COMPLETE" and is_number(t.get("accuracy"))]
             for name, trials in groups.items()}
-    cx = [c for rows in data.values() for _, c in rows if _finite(c) and c > 0]
+    cx = [c for rows in data.values() for _, c in rows if is_number(c) and c > 0]
     edges = log_bins(cx, k) if cx else []
     out = {"edges": edges, "complexity": complexity, "groups": {}}
     for name, rows in data.items():
         errors = [e for e, _ in rows]
         entry = {"plain": edf(errors), "normalized": None}
-        rated = [(e, c) for e, c in rows if _finite(c) and c > 0]
+        rated = [(e, c) for e, c in rows if is_number(c) and c > 0]
         if rated and edges:
             w = complexity_weights([c for _, c in rated], edges)
             entry["normalized"] = edf([e for e, _ in rated], w)
@@ -218,7 +219,7 @@ def parameter_effects(trials: Sequence[dict], metric: str = "accuracy") -> list[
     (the scatter), ``levels`` (per distinct value: n, mean, best) and ``eta2`` (correlation
     ratio: share of the metric's variance explained by the parameter's levels, in [0, 1]).
     """
-    done = [t for t in trials if t.get("state") == "COMPLETE" and _finite(t.get(metric))]
+    done = [t for t in trials if t.get("state") == "COMPLETE" and is_number(t.get(metric))]
     names = sorted({k for t in done for k in (t.get("params") or {})})
     effects = []
     for name in names:
@@ -242,7 +243,7 @@ def _levels(pairs: list[tuple[Any, float]]) -> list[dict]:
     for v, s in pairs:
         by.setdefault(_key(v), []).append(s)
         raw[_key(v)] = v
-    order = sorted(by, key=lambda k: (not _finite(raw[k]), raw[k] if _finite(raw[k]) else 0, k))
+    order = sorted(by, key=lambda k: (not is_number(raw[k]), raw[k] if is_number(raw[k]) else 0, k))
     return [{"value": raw[k], "n": len(by[k]), "mean": sum(by[k]) / len(by[k]),
              "best": max(by[k])} for k in order]
 
@@ -327,7 +328,7 @@ def dag_layout(genotype_json: str) -> dict:
 # ------------------------------------------------------------------ trial selections
 def finished(trials: Sequence[dict]) -> list[dict]:
     """COMPLETE trials that have a finite accuracy."""
-    return [t for t in trials if t.get("state") == "COMPLETE" and _finite(t.get("accuracy"))]
+    return [t for t in trials if t.get("state") == "COMPLETE" and is_number(t.get("accuracy"))]
 
 
 def best_trial(trials: Sequence[dict]) -> dict | None:
@@ -340,7 +341,7 @@ def best_trial(trials: Sequence[dict]) -> dict | None:
 
 def accuracy_front(trials: Sequence[dict], cost: str = "target_macs") -> list[dict]:
     """The finished trials on the (max accuracy, min ``cost``) Pareto front, cheapest first."""
-    done = [t for t in finished(trials) if _finite(t.get(cost))]
+    done = [t for t in finished(trials) if is_number(t.get(cost))]
     idx = pareto_front([(t["accuracy"], t[cost]) for t in done], (MAX, MIN))
     return sorted((done[i] for i in idx), key=lambda t: (t[cost], -t["accuracy"]))
 
@@ -354,10 +355,10 @@ def progress(trials: Sequence[dict], *, budget_macs: int | None = None,
     The reference cost is the MAC budget when given, else 1.1 x the largest cost seen.
     """
     ordered = sorted(trials, key=lambda t: t.get("number", 0))
-    costs = [t.get(cost) for t in finished(ordered) if _finite(t.get(cost))]
+    costs = [t.get(cost) for t in finished(ordered) if is_number(t.get(cost))]
     ref = float(budget_macs) if budget_macs else (1.1 * max(costs) if costs else 1.0)
     points = [(t["accuracy"], t[cost] / ref)
-              if t.get("state") == "COMPLETE" and _finite(t.get("accuracy")) and _finite(t.get(cost))
+              if t.get("state") == "COMPLETE" and is_number(t.get("accuracy")) and is_number(t.get(cost))
               else None for t in ordered]
     acc = [p[0] if p else None for p in points]
     return {"number": [t.get("number") for t in ordered],
@@ -368,7 +369,8 @@ def progress(trials: Sequence[dict], *, budget_macs: int | None = None,
 
 # ------------------------------------------------------------------ the zoo
 def classic_nets() -> list[dict]:
-    """Zoo entries with a published top-1: name, top1 (%), counted params and MACs, source."""
+    """Zoo entries with a published top-1: name, top1 (%), params and MACs counted at the
+    entry's input spec, input_shape, family, source."""
     from nas.cost import count
     from nas.zoo import ZOO
     rows = []
@@ -377,5 +379,6 @@ def classic_nets() -> list[dict]:
             continue
         c = count(e.builder())
         rows.append({"name": name, "top1": float(e.top1), "params": c.params, "macs": c.macs,
-                     "source": e.source})
+                     "source": e.source, "input_shape": list(e.input_shape),
+                     "family": e.family})
     return rows

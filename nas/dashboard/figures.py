@@ -66,7 +66,7 @@ def pareto_figure(trials: Sequence[dict], cost: str = "target_macs"):
     staircase, seeds (classic nets) labelled, architecture summary on hover."""
     go = _go()
     label, scale, unit = COSTS[cost]
-    done = [t for t in C.finished(trials) if C._finite(t.get(cost))]
+    done = [t for t in C.finished(trials) if C.is_number(t.get(cost))]
     front = C.accuracy_front(done, cost)
     on_front = {id(t) for t in front}
     fig = go.Figure()
@@ -139,8 +139,40 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def dag_figure(layout: dict, title: str):
-    """A genotype's DAG: nodes by topological generation (left to right), coloured by op."""
+def dag_figure(choices: Sequence[tuple[str, dict]]):
+    """Genotype DAGs, nodes by topological generation (left to right) coloured by op.
+
+    ``choices`` are (title, :func:`~nas.dashboard.compute.dag_layout`) pairs; the first is
+    shown and a dropdown switches between them.
+    """
+    go = _go()
+    ops = sorted({n["op"] for _, lay in choices for n in lay["nodes"]})
+    color = {op: PALETTE[k % len(PALETTE)] for k, op in enumerate(ops)}
+    fig = go.Figure()
+    spans, counts = [], []
+    for i, (_, lay) in enumerate(choices):
+        before = len(fig.data)
+        _add_dag(fig, lay, color, visible=i == 0)
+        counts.append(len(fig.data) - before)
+        spans.append(max((n["x"] for n in lay["nodes"]), default=1))
+    buttons = []
+    for i, (title, _) in enumerate(choices):
+        visible = [j == i for j, c in enumerate(counts) for _ in range(c)]
+        buttons.append(dict(label=title.split(":")[0], method="update",
+                            args=[{"visible": visible},
+                                  {"title.text": title, "xaxis.range": _dag_range(spans[i])}]))
+    menus = [dict(buttons=buttons, x=1.0, xanchor="right", y=1.18, yanchor="top")] \
+        if len(choices) > 1 else []
+    return _layout(fig, choices[0][0], height=460, updatemenus=menus,
+                   xaxis=dict(title="topological generation", range=_dag_range(spans[0])),
+                   yaxis=dict(visible=False), dragmode="pan")
+
+
+def _dag_range(span: float) -> list[float]:
+    return [-1, min(span, 60) + 1]
+
+
+def _add_dag(fig, layout: dict, color: dict, visible: bool) -> None:
     go = _go()
     pos = {n["id"]: (n["x"], n["y"]) for n in layout["nodes"]}
     ex, ey = [], []
@@ -148,19 +180,15 @@ def dag_figure(layout: dict, title: str):
         xs, ys = _edge_path(pos[a], pos[b])
         ex += xs + [None]
         ey += ys + [None]
-    fig = go.Figure(go.Scatter(x=ex, y=ey, mode="lines", hoverinfo="skip", showlegend=False,
-                               line=dict(color="#aaaaaa", width=1)))
-    ops = sorted({n["op"] for n in layout["nodes"]})
-    for k, op in enumerate(ops):
+    fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", hoverinfo="skip", showlegend=False,
+                             line=dict(color="#aaaaaa", width=1), visible=visible))
+    for op in sorted({n["op"] for n in layout["nodes"]}):
         ns = [n for n in layout["nodes"] if n["op"] == op]
         fig.add_trace(go.Scatter(
             x=[n["x"] for n in ns], y=[n["y"] for n in ns], mode="markers", name=esc(op),
-            marker=dict(size=10, color=PALETTE[k % len(PALETTE)], line=dict(width=1, color="#333")),
-            text=[_node_text(n) for n in ns], hovertemplate="%{text}<extra></extra>"))
-    span = max((n["x"] for n in layout["nodes"]), default=1)
-    return _layout(fig, title, height=420,
-                   xaxis=dict(title="topological generation", range=[-1, min(span, 60) + 1]),
-                   yaxis=dict(visible=False, scaleanchor=None), dragmode="pan")
+            marker=dict(size=10, color=color[op], line=dict(width=1, color="#333")),
+            text=[_node_text(n) for n in ns], hovertemplate="%{text}<extra></extra>",
+            visible=visible))
 
 
 def _edge_path(a: tuple[float, float], b: tuple[float, float], steps: int = 12):
@@ -204,19 +232,24 @@ def edf_figure(edfs: dict):
 
 
 def classic_figure(rows: Sequence[dict]):
-    """Published ImageNet top-1 vs counted MACs of zoo nets; bubble area ~ params."""
+    """Published ImageNet top-1 vs counted MACs of zoo nets, one colour per family;
+    bubble area ~ params."""
     go = _go()
     biggest = max((r["params"] for r in rows), default=1)
-    fig = go.Figure(go.Scatter(
-        x=[r["macs"] / 1e9 for r in rows], y=[r["top1"] for r in rows], mode="markers+text",
-        texttemplate=[esc(r["name"]) for r in rows], textposition="top center",
-        marker=dict(size=[r["params"] for r in rows], sizemode="area", sizemin=6,
-                    sizeref=2.0 * biggest / 60 ** 2, color="#9467bd", opacity=0.6,
-                    line=dict(color="black", width=1)),
-        text=[f"<b>{esc(r['name'])}</b><br>top-1 {r['top1']:.2f}% (published)<br>"
-              f"{_human(r['macs'])}MACs, {_human(r['params'])} params (counted)<br>{esc(r['source'])}"
-              for r in rows],
-        hovertemplate="%{text}<extra></extra>", showlegend=False))
+    fig = go.Figure()
+    families = sorted({r["family"] for r in rows})
+    for k, fam in enumerate(families):
+        rs = [r for r in rows if r["family"] == fam]
+        fig.add_trace(go.Scatter(
+            x=[r["macs"] / 1e9 for r in rs], y=[r["top1"] for r in rs], mode="markers+text",
+            name=esc(fam), texttemplate=[esc(r["name"]) for r in rs], textposition="top center",
+            marker=dict(size=[r["params"] for r in rs], sizemode="area", sizemin=6,
+                        sizeref=2.0 * biggest / 60 ** 2, color=PALETTE[k % len(PALETTE)],
+                        opacity=0.6, line=dict(color="black", width=1)),
+            text=[f"<b>{esc(r['name'])}</b><br>top-1 {r['top1']:.2f}% (published)<br>"
+                  f"{_human(r['macs'])}MACs, {_human(r['params'])} params (counted at "
+                  f"{'x'.join(map(str, r['input_shape']))})<br>{esc(r['source'])}" for r in rs],
+            hovertemplate="%{text}<extra></extra>"))
     return _layout(fig, "Classic nets: published ImageNet top-1 vs counted MACs (bubble area = params)",
-                   xaxis_title="MACs at 3x224x224 [GMACs]", yaxis_title="top-1 accuracy [%]",
-                   height=420)
+                   xaxis_title="counted MACs at the net's input spec [GMACs]", xaxis_type="log",
+                   yaxis_title="top-1 accuracy [%]", height=460)

@@ -93,7 +93,7 @@ def _study_section(page: Page, study: dict, trials: list[dict]) -> None:
         page.add(_trials_table(trials))
         return
     costs = ["target_macs", "target_params"]
-    if any(C._finite(t.get("latency_ms")) for t in done):
+    if any(C.is_number(t.get("latency_ms")) for t in done):
         costs.append("latency_ms")
     page.add('<h3>Pareto fronts</h3><div class="row">'
              + "".join(f"<div>{page.figure(F.pareto_figure(trials, c))}</div>" for c in costs)
@@ -105,12 +105,26 @@ def _study_section(page: Page, study: dict, trials: list[dict]) -> None:
     if effects:
         page.add('<h3>Per-parameter effects</h3>' + page.figure(F.effects_figure(effects)))
     if best and best.get("genotype"):
-        layout = C.dag_layout(best["genotype"])
-        title = (f"Best architecture: trial {best['number']}, accuracy {best['accuracy']:.4f}, "
-                 f"{len(layout['nodes'])} nodes (drag to pan, scroll to zoom)")
         page.add('<h3>Best architecture</h3>' + _summary_block(best)
-                 + page.figure(F.dag_figure(layout, title)))
+                 + page.figure(F.dag_figure(_dag_choices(best, C.accuracy_front(trials)))))
     page.add("<h3>Trials</h3>" + _trials_table(trials))
+
+
+MAX_DAGS = 12
+
+
+def _dag_choices(best: dict, front: list[dict]) -> list[tuple[str, dict]]:
+    """The best trial's DAG first, then the other Pareto-optimal trials' (cheapest first)."""
+    from nas.cost import human
+    chosen = [best] + [t for t in front if t is not best and t.get("genotype")][:MAX_DAGS - 1]
+    out = []
+    for t in chosen:
+        lay = C.dag_layout(t["genotype"])
+        macs = f", {human(t['target_macs'])}MACs" if C.is_number(t.get("target_macs")) else ""
+        tag = "best" if t is best else "Pareto"
+        out.append((f"trial {t['number']} ({tag}): accuracy {t['accuracy']:.4f}{macs}, "
+                    f"{len(lay['nodes'])} nodes (drag to pan, scroll to zoom)", lay))
+    return out
 
 
 def _study_meta(study: dict, states: Counter) -> str:
