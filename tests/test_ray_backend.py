@@ -1,0 +1,124 @@
+"""Ray Tune backend on a real local Ray cluster (2 CPUs, one per module): parallel trials,
+ASHA early stopping, every trial in the store, resume, crashed workers."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nas.cost import count
+from nas.spaces import load_space
+from nas.store import TrialStore, worker_id
+from nas.strategies import SearchJob
+
+ray = pytest.importorskip("ray")
+REPO = Path(__file__).resolve().parents[1]
+EPOCHS = 4
+
+
+class EpochEvaluator:
+    """A cheap evaluator with real per-epoch reports: accuracy grows with the epoch and differs by
+    architecture (more MACs, higher accuracy), each epoch takes ``seconds``; it can crash its
+    worker process for architectures of a given depth."""
+
+    def __init__(self, epochs: int = EPOCHS, seconds: float = 0.25, crash_depth1: int | None = None):
+        self.epochs, self.seconds, self.crash_depth1 = epochs, seconds, crash_depth1
+
+    def __call__(self, genotype, on_epoch) -> dict:
+        cost = count(genotype)
+        if self.crash_depth1 is not None and _depth1(genotype) == self.crash_depth1:
+            os._exit(3)  # a hard crash (like the OOM killer): no exception reaches Python
+        quality = min(cost.macs / 4e9, 1.0)
+        history = []
+        for epoch in range(1, self.epochs + 1):
+            time.sleep(self.seconds)
+            acc = quality * epoch / self.epochs
+            history.append({"epoch": epoch, "val_accuracy": acc, "train_loss": 1 - acc,
+                            "seconds": self.seconds})
+            on_epoch(epoch, acc)
+        return {"accuracy": history[-1]["val_accuracy"], "epochs": history}
+
+
+def _depth1(genotype) -> int:
+    """Blocks in stage 1 of a resnet_like genotype (from node names 'layer1.<i>.')."""
+    return len({n.split(".")[1] for n in genotype.graph.nodes if str(n).startswith("layer1.")})
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _job(store: TrialStore, study: str, trials: int, evaluator, *, seeds: bool = False) -> SearchJob:
+    space = load_space("resnet_like")
+    store.open_study(study, space=space.name, budget_macs=None, params_budget=None,
+                     objectives=["accuracy"], config={})
+    return SearchJob(study=study, space=space, budget_macs=None, params_budget=None,
+                     objectives=["accuracy"], evaluator=evaluator, store=store, trials=trials,
+                     sampler="random", seed=1, use_seeds=seeds, worker=worker_id())
+
+
+def _run(job: SearchJob, tmp_path: Path, **options):
+    from nas.strategies.ray_backend import RayStrategy
+
+    strategy = RayStrategy(cpus_per_trial=1, max_epochs=EPOCHS, ray_storage=str(tmp_path / "ray"),
+                           **options)
+    prep = strategy.prepare(job)
+    return prep, strategy.run(job)
+
+
+def test_parallel_asha_store_and_resume(cluster, tmp_path):
+    store = TrialStore(tmp_path / "nas.db")
+    job = _job(store, "ray", 8, EpochEvaluator())
+    _, summary = _run(job, tmp_path)
+    trials = store.trials("ray")
+    # the limit counts evaluated trials (as in the Optuna backend): pruned ones come on top
+    assert summary.started == len(trials) > 8
+    assert sum(t["state"] == "COMPLETE" for t in trials) == 8
+    assert all(t["state"] in ("COMPLETE", "PRUNED") and t["feasible"] for t in trials)
+    assert sorted(t["number"] for t in trials) == list(range(len(trials)))
+    # two trials ran at once: some pair's [start, end] intervals overlap
+    spans = sorted((t["started_at"], t["finished_at"]) for t in trials)
+    assert any(b0 < a1 for (a0, a1), (b0, b1) in zip(spans, spans[1:]))
+    # ASHA stopped weak trials before the last epoch; complete ones have every epoch
+    pruned = [t for t in trials if t["state"] == "PRUNED"]
+    assert pruned and all(len(t["epochs"]) < EPOCHS for t in pruned)
+    assert all(len(t["epochs"]) == EPOCHS for t in trials if t["state"] == "COMPLETE")
+    assert all(t["worker"] and t["genotype_hash"] for t in trials)
+
+    # re-running with a higher limit continues the numbering; nothing is repeated or lost
+    job = _job(store, "ray", 11, EpochEvaluator())
+    _, summary = _run(job, tmp_path)
+    again = store.trials("ray")
+    assert sum(t["state"] == "COMPLETE" for t in again) == 11
+    assert len(again) == len(trials) + summary.started
+    assert sorted(t["number"] for t in again) == list(range(len(again)))
+    assert [t for t in again if t["number"] < len(trials)] == trials
+    # the Optuna study behind the searcher agrees with the store
+    import optuna
+
+    study = optuna.load_study(study_name="ray", storage=store.url)
+    states = {t.number: t.state.name for t in study.trials}
+    assert states == {t["number"]: t["state"] for t in again}
+
+
+def test_crashed_worker_is_a_failed_trial(cluster, tmp_path):
+    store = TrialStore(tmp_path / "nas.db")
+    space = load_space("resnet_like")
+    seed = next(s for s in space.seeds() if s.name == "resnet18")  # depth1 = 2 -> crashes
+    job = _job(store, "crash", 3, EpochEvaluator(seconds=0.05, crash_depth1=2), seeds=True)
+    _run(job, tmp_path, scheduler="none")
+    trials = store.trials("crash")
+    crashed = [t for t in trials if t["seed_name"] == "resnet18"]
+    assert crashed and crashed[0]["state"] == "FAIL" and crashed[0]["params"] == seed.params
+    assert "worker crashed" in crashed[0]["error"]
+    assert len(trials) == 3 and all(t["state"] != "RUNNING" for t in trials)
