@@ -7,6 +7,8 @@ returns them) and returns lists and dicts; nothing here draws or imports plotly.
 from __future__ import annotations
 
 import bisect
+import copy
+import functools
 import json
 import math
 import re
@@ -267,40 +269,43 @@ def arch_summary(genotype_json: str | None, params: dict | None = None) -> dict:
 
     ``stages``: [{"name", "depth" (blocks), "width" (output channels)}] from node ids
     scoped ``<stage>.<block>.`` (the builders' convention); ``groups``: sorted distinct
-    conv group counts > 1; ``se``: whether squeeze-excitation scopes (``.se.``) occur;
-    ``nodes``; and the trial's space ``params`` as given. Unparseable genotypes give
-    an ``error`` entry instead of raising (a dashboard shows what it can).
+    conv group counts > 1 (grouped, not depthwise); ``se``: whether squeeze-excitation
+    scopes (``.se.``) occur; ``nodes``; and the trial's space ``params`` as given.
+    Unparseable genotypes give an ``error`` entry instead of raising (a dashboard shows
+    what it can).
     """
-    out: dict[str, Any] = {"params": dict(params or {}), "stages": [], "groups": [],
-                           "se": False, "nodes": 0}
-    if not genotype_json:
-        return out
+    out = {"params": dict(params or {}), "stages": [], "groups": [], "se": False, "nodes": 0}
+    if genotype_json:
+        out.update(copy.deepcopy(_genotype_summary(genotype_json)))
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _genotype_summary(genotype_json: str) -> dict:
+    # cached: every figure's hover text asks again for the same trials
     from nas.errors import NasError
     from nas.genotype import Genotype
     try:
         g = Genotype.from_json(genotype_json)
         shapes = g.infer_shapes()
     except NasError as e:
-        out["error"] = str(e)
-        return out
-    out["nodes"] = len(g)
+        return {"error": str(e)}
     stages: dict[str, dict] = {}
     groups: set[int] = set()
+    se = False
     for n in g.topological_order():
         m = _BLOCK.match(n)
         if m:
             st = stages.setdefault(m.group(1), {"name": m.group(1), "blocks": set(), "width": 0})
             st["blocks"].add(int(m.group(2)))
             st["width"] = shapes[n][0]
-        if ".se." in f".{n}.":
-            out["se"] = True
+        se = se or ".se." in f".{n}."
         gr = g.resolved_attrs(n).get("groups")
-        if isinstance(gr, int) and gr > 1 and gr < shapes[g.inputs(n)[0]][0]:
-            groups.add(gr)                     # grouped, not depthwise
-    out["stages"] = [{"name": s["name"], "depth": len(s["blocks"]), "width": s["width"]}
-                     for s in stages.values()]
-    out["groups"] = sorted(groups)
-    return out
+        if isinstance(gr, int) and 1 < gr < shapes[g.inputs(n)[0]][0]:
+            groups.add(gr)
+    return {"nodes": len(g), "se": se, "groups": sorted(groups),
+            "stages": [{"name": s["name"], "depth": len(s["blocks"]), "width": s["width"]}
+                       for s in stages.values()]}
 
 
 def dag_layout(genotype_json: str) -> dict:

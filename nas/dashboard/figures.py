@@ -118,7 +118,8 @@ def effects_figure(effects: Sequence[dict], max_params: int = 12):
     cols = 3
     rows = max(1, math.ceil(len(shown) / cols))
     fig = make_subplots(rows=rows, cols=cols, vertical_spacing=0.5 / rows, horizontal_spacing=0.06,
-                        subplot_titles=[f"{esc(e['name'])} (eta²={e['eta2']:.2f})" for e in shown])
+                        subplot_titles=[f"{esc(e['name'])} (η²={e['eta2']:.2f}, {len(e['scores'])} trials)"
+                                        for e in shown])
     for i, e in enumerate(shown):
         r, c = i // cols + 1, i % cols + 1
         cats = [esc(_fmt(v)) for v in e["values"]]
@@ -131,7 +132,7 @@ def effects_figure(effects: Sequence[dict], max_params: int = 12):
                                  line=dict(color="#d62728"),
                                  hovertemplate="mean %{y:.4f}<extra></extra>"), row=r, col=c)
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=levels, row=r, col=c)
-    return _layout(fig, "Per-parameter effects on accuracy (red: mean per value)",
+    return _layout(fig, "Accuracy vs each parameter (red: mean per value)",
                    height=max(320, 280 * rows))
 
 

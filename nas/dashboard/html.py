@@ -103,7 +103,10 @@ def _study_section(page: Page, study: dict, trials: list[dict]) -> None:
     page.add('<h3>Search progress</h3>' + page.figure(F.progress_figure(prog)))
     effects = C.parameter_effects(trials)
     if effects:
-        page.add('<h3>Per-parameter effects</h3>' + page.figure(F.effects_figure(effects)))
+        page.add('<h3>Per-parameter effects</h3><p class="meta">Strongest first by η², the '
+                 "share of the accuracy variance that a parameter's values explain (it "
+                 "overstates effects when values have few trials).</p>"
+                 + page.figure(F.effects_figure(effects)))
     if best and best.get("genotype"):
         page.add('<h3>Best architecture</h3>' + _summary_block(best)
                  + page.figure(F.dag_figure(_dag_choices(best, C.accuracy_front(trials)))))
