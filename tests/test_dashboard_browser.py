@@ -42,6 +42,8 @@ window.addEventListener("load", function () { setTimeout(function () {
   pre.textContent = JSON.stringify({errors: __errs, alerts: __alerts, plots: plots.length,
     drawn: drawn, points: points, divs: document.querySelectorAll("div.plot").length,
     h1: document.querySelector("h1").textContent,
+    remote: performance.getEntriesByType("resource").map(function (r) { return r.name; })
+      .filter(function (u) { return !/^(file|data|blob):/.test(u); }),
     h2: [].map.call(document.querySelectorAll("h2"), function (h) { return h.textContent; })});
   document.body.appendChild(pre); }, 1000); });
 </script>"""
@@ -81,6 +83,7 @@ def test_dashboard_in_headless_chromium(page, tmp_path):
     seen = json.loads(html.unescape(m.group(1)))
     assert seen["errors"] == [], seen["errors"]
     assert not re.search(r"Uncaught|SyntaxError", r.stderr), r.stderr[-3000:]
+    assert seen["remote"] == []                                 # works offline
     assert seen["alerts"] == 0                                  # the study name did not run
     assert seen["divs"] >= 10 and seen["plots"] == seen["divs"] == seen["drawn"]
     assert seen["points"] > 20                                  # markers were drawn

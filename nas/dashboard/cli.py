@@ -47,7 +47,9 @@ def load(storage_url: str, studies: Sequence[str] | None = None) -> list[tuple[d
                 raise DashboardError(f"unknown study {name!r} in {_display_url(url)!r}; "
                                      + (f"did you mean {', '.join(near)}? " if near else "")
                                      + f"known: {', '.join(sorted(known))}")
-        return [(known[n], store.trials(n)) for n in wanted]
+        data = [(known[n], store.trials(n)) for n in wanted]
+        store.close()
+        return data
     except NasError as e:
         raise DashboardError(str(e)) from None
     except Exception as e:  # noqa: BLE001 - any driver/schema error means "cannot read it"
@@ -83,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nas.dashboard",
                                 description="Render a search's dashboard as one offline HTML page.")
     p.add_argument("--storage", required=True, help="SQLAlchemy URL or SQLite file of the search")
-    p.add_argument("--study", action="append", metavar="NAME",
-                   help="study to show (repeat to compare several; default: all)")
+    p.add_argument("--study", action="extend", nargs="+", metavar="NAME",
+                   help="studies to show; several are compared (default: all)")
     p.add_argument("-o", "--output", help="HTML file to write (default dashboards/<study>.html)")
     args = p.parse_args(argv)
     try:

@@ -52,7 +52,8 @@ class Page:
         self._n += 1
         div = f"fig{self._n}"
         self.scripts.append(f'Plotly.newPlot("{div}",(f={fig.to_json()}).data,f.layout,'
-                            '{"responsive":true,"displaylogo":false});')
+                            '{"responsive":true,"displaylogo":false,"showLink":false,'
+                            '"showSendToCloud":false,"showEditInChartStudio":false});')
         return f'<div id="{div}" class="{css_class}"></div>'
 
     def render(self) -> str:
