@@ -334,3 +334,17 @@ def test_trials_json_roundtrip_for_summaries(store):
     assert best["accuracy"] == max(t["accuracy"] for t in trials if t["state"] == "COMPLETE")
     assert Genotype.from_json(best["genotype"]).canonical_hash() == best["genotype_hash"]
     assert json.loads(best["genotype"])["format"].startswith("nas-genotype")
+
+
+def test_render_study_without_finished_trials(tmp_path):
+    db = make_store(tmp_path / "e.db", "fresh", n=2, fail_at=(0,), running_at=(1,))
+    text = render(str(db), None, tmp_path / "e.html").read_text()
+    assert "No finished trials yet" in text and "TrialFailure" in text
+    assert "Pareto fronts" not in text
+
+
+def test_render_empty_storage_says_run_a_search(tmp_path):
+    from nas.store import TrialStore
+    TrialStore(tmp_path / "empty.db").close()
+    with pytest.raises(DashboardError, match="holds no studies; run a search first"):
+        render(str(tmp_path / "empty.db"))
