@@ -1,0 +1,488 @@
+"""SearchSpace: a declarative space loaded from YAML, with budget-aware sampling for every backend.
+
+One space drives an Optuna trial (:meth:`SearchSpace.suggest`, which records the budget
+through ``trial.set_constraint`` so constrained samplers see it), a Ray Tune param space
+(:meth:`SearchSpace.ray_param_space`) and plain random sampling (:meth:`SearchSpace.sample`,
+feasible by construction under a budget).
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from nas.cost import Cost, count
+from nas.errors import GenotypeError
+from nas.genotype import Genotype
+from nas.spaces.params import Param, SpaceError, parse_param
+
+SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+TOP_KEYS = ("name", "description", "target", "builder", "fixed", "parameters", "sampling", "seeds")
+DEFAULT_TARGET = {"input_shape": (3, 224, 224), "num_classes": 1000}
+CONSTRAINT_KEYS = ("macs", "params")   # trial.set_constraint keys; <= 0 is feasible
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A classic net that is a point of the space, with its target-spec cost and whether it fits."""
+
+    name: str
+    params: dict
+    cost: Cost
+    fits: bool
+    zoo: str | None = None      # the zoo entry this point reproduces exactly, if any
+
+
+def violations(cost: Cost, budget_macs: int | None, params_budget: int | None) -> dict[str, float]:
+    """Relative budget violations, Optuna's convention: <= 0 feasible, > 0 by how much over."""
+    out = {}
+    if budget_macs:
+        out["macs"] = cost.macs / budget_macs - 1.0
+    if params_budget:
+        out["params"] = cost.params / params_budget - 1.0
+    return out
+
+
+def fits(cost: Cost, budget_macs: int | None, params_budget: int | None = None) -> bool:
+    """Whether ``cost`` is within both budgets (None: no budget)."""
+    return all(v <= 0 for v in violations(cost, budget_macs, params_budget).values())
+
+
+class SearchSpace:
+    """A search space: parameters, a registered builder, a target spec and classic seed points."""
+
+    def __init__(self, name: str, path: Path | None, builder: str, params: list[Param], *,
+                 input_shape=(3, 224, 224), num_classes: int = 1000, fixed: dict | None = None,
+                 stages: list[list[str]] | None = None, shrink: list[str] | None = None,
+                 seed_points: list[dict] | None = None,
+                 description: str = ""):
+        from nas.spaces.builders import BUILDERS
+
+        self.name = name
+        self.path = path
+        self.builder = builder
+        self.params = list(params)
+        self.input_shape = tuple(input_shape)
+        self.num_classes = int(num_classes)
+        self.fixed = dict(fixed or {})
+        self.description = description
+        self._fn: Callable[..., Genotype] = BUILDERS.get(builder)
+        self._by_name = {p.name: p for p in self.params}
+        self.stages = list(stages or [])
+        self.shrink = list(shrink or [])
+        self._seed_points = list(seed_points or [])
+        self._cost = lru_cache(maxsize=8192)(self._cost_uncached)
+
+    # ------------------------------------------------------------ building
+    def param(self, name: str) -> Param:
+        """The parameter called ``name``."""
+        return self._by_name[name]
+
+    def active(self, params: dict) -> dict:
+        """``params`` restricted to the parameters active under its own values (declared order)."""
+        out: dict = {}
+        for p in self.params:
+            if p.active(out) and p.name in params:
+                out[p.name] = params[p.name]
+        return out
+
+    def check(self, params: dict, where: str = "params") -> dict:
+        """The active part of ``params`` after checking that it is a point of the space."""
+        unknown = sorted(set(params) - set(self._by_name))
+        if unknown:
+            raise SpaceError(f"{where}.{unknown[0]}: not a parameter of space {self.name!r}; "
+                             f"known: {', '.join(self._by_name)}")
+        out: dict = {}
+        for p in self.params:
+            if not p.active(out):
+                continue
+            if p.name not in params:
+                raise SpaceError(f"{where}.{p.name}: missing; give a value ({p.describe()})")
+            if not p.contains(params[p.name]):
+                raise SpaceError(f"{where}.{p.name}: {params[p.name]!r} is outside the space "
+                                 f"({p.describe()})")
+            out[p.name] = params[p.name]
+        return out
+
+    def build(self, params: dict) -> Genotype:
+        """The genotype of the point ``params`` at the target spec (deterministic)."""
+        active = self.active(params)
+        return self._fn(**self.fixed, **active, input_shape=self.input_shape,
+                        num_classes=self.num_classes)
+
+    def cost(self, params: dict) -> Cost:
+        """The target-spec cost of the point ``params`` (cached)."""
+        return self._cost(_key(self.active(params)))
+
+    def _cost_uncached(self, key: tuple) -> Cost:
+        return count(self.build(dict(key)))
+
+    # ------------------------------------------------------------ sampling
+    def draw(self, rng: random.Random, names=None, given: dict | None = None) -> dict:
+        """Uniform values for the active parameters in ``names`` (all by default), after ``given``."""
+        params = dict(given or {})
+        for p in self.params:
+            if (names is None or p.name in names) and p.name not in params and p.active(params):
+                params[p.name] = p.draw(rng)
+        return params
+
+    def complete_cheapest(self, params: dict) -> dict:
+        """``params`` completed with every missing active parameter at its cheapest value."""
+        out = dict(params)
+        for p in self.params:
+            if p.name not in out and p.active(out):
+                out[p.name] = p.default_cheapest()
+        return self.active(out)
+
+    def sample(self, rng: random.Random, budget_macs: int | None = None,
+               params_budget: int | None = None, max_restarts: int = 200, tries: int = 25) -> dict:
+        """A random point of the space; under a budget every returned point fits.
+
+        Feasible by construction (``sampling`` in the YAML): the ``stages`` (e.g. block and
+        depths, then ratios) are drawn in order, a stage's draw kept when the configuration
+        completed with the cheapest values of the later parameters fits; the remaining
+        parameters are drawn uniformly and, if the point is over budget, the ``shrink``
+        parameters (widths) are scaled down together by the largest factor that fits. So
+        depths keep close to their unconstrained distribution and widths absorb the budget.
+        """
+        if not budget_macs and not params_budget:
+            return self.draw(rng)
+
+        def ok(params: dict) -> bool:
+            return fits(self.cost(params), budget_macs, params_budget)
+
+        for _ in range(max_restarts):
+            params: dict | None = {}
+            for stage in self.stages:
+                params = self._draw_stage(rng, stage, params, ok, tries)
+                if params is None:
+                    break
+            if params is None:
+                continue
+            params = self.active(self.draw(rng, None, params))
+            if ok(params):
+                return params
+            if self.shrink and ok(self._scaled(params, 0.0)):
+                return self._shrink_to_fit(params, ok, budget_macs, params_budget)
+        raise SpaceError(f"space {self.name!r}: found no configuration within the budget after "
+                         f"{max_restarts} restarts (cheapest point: {self.cost(self.complete_cheapest({}))}); "
+                         "raise the budget")
+
+    def _draw_stage(self, rng: random.Random, stage: list[str], params: dict, ok, tries: int) -> dict | None:
+        """``params`` plus a draw of ``stage`` whose cheapest completion fits (None: none found)."""
+        for _ in range(tries):
+            trial = self.draw(rng, stage, params)
+            if ok(self.complete_cheapest(trial)):
+                return trial
+        return None
+
+    def _scaled(self, params: dict, alpha: float) -> dict:
+        """``params`` with every active shrink parameter snapped down to ``alpha`` times its value
+        (at least its minimum)."""
+        out = dict(params)
+        for name in self.shrink:
+            if name in out:
+                p, target = self.param(name), alpha * out[name]
+                if p.values() is None:   # continuous
+                    out[name] = max(p.low, target)
+                else:
+                    vals = sorted(p.values())
+                    out[name] = max([v for v in vals if v <= target], default=vals[0])
+        return out
+
+    def _shrink_to_fit(self, params: dict, ok, budget_macs, params_budget, steps: int = 6) -> dict:
+        """The largest scaling of the shrink parameters that fits (bisection; cost grows
+        roughly with width squared, which gives the first guess)."""
+        lo, hi = 0.0, 1.0
+        cost = self.cost(params)
+        over = max(cost.macs / budget_macs if budget_macs else 0, cost.params / params_budget if params_budget else 0)
+        guess: float | None = min(1.0, 0.98 / over ** 0.5)
+        for _ in range(steps):
+            mid = guess if guess is not None else (lo + hi) / 2
+            guess = None
+            if ok(self._scaled(params, mid)):
+                lo = mid
+            else:
+                hi = mid
+        return self._scaled(params, lo)
+
+    def suggest(self, trial, budget_macs: int | None = None, params_budget: int | None = None) -> dict:
+        """Sample every active parameter through ``trial.suggest_*``, record the target cost as
+        user attrs and the budget violation with ``trial.set_constraint`` (keys 'macs',
+        'params'; <= 0 is feasible) so constrained samplers (TPE, NSGA-II, GP) see it.
+
+        The caller must not train an infeasible point; it should tell the study a value
+        anyway (e.g. the worst one) so the sampler learns the constraint, not FAIL/PRUNE it.
+        """
+        params: dict = {}
+        for p in self.params:
+            if p.active(params):
+                params[p.name] = p.suggest(trial)
+        cost = self.cost(params)
+        trial.set_user_attr("target_macs", cost.macs)
+        trial.set_user_attr("target_params", cost.params)
+        for key, budget in (("budget_macs", budget_macs), ("params_budget", params_budget)):
+            if budget:
+                trial.set_user_attr(key, int(budget))
+        for key, value in violations(cost, budget_macs, params_budget).items():
+            trial.set_constraint(key, value)
+        return params
+
+    @staticmethod
+    def constraints_func(frozen_trial) -> list[float]:
+        """Budget violations [macs, params] of a trial that went through :meth:`suggest`, for
+        samplers' ``constraints_func`` (deprecated in Optuna 5, which reads set_constraint)."""
+        attrs = frozen_trial.user_attrs
+        out = []
+        for cost_key, budget_key in (("target_macs", "budget_macs"), ("target_params", "params_budget")):
+            budget = attrs.get(budget_key)
+            out.append(attrs[cost_key] / budget - 1.0 if budget and cost_key in attrs else -1.0)
+        return out
+
+    def optuna_distributions(self) -> dict:
+        """Every parameter's ``optuna.distributions`` object, by name."""
+        return {p.name: p.optuna_distribution() for p in self.params}
+
+    def optuna_sampler(self, budget_macs: int | None = None, params_budget: int | None = None,
+                       seed: int | None = None):
+        """An Optuna sampler drawing like :meth:`sample`: random search whose every trial fits."""
+        from nas.spaces.optuna_sampler import FeasibleRandomSampler
+
+        return FeasibleRandomSampler(self, budget_macs, params_budget, seed)
+
+    def ray_param_space(self, budget_macs: int | None = None, params_budget: int | None = None) -> dict:
+        """A Ray Tune ``param_space``: one domain per parameter (conditional parameters are
+        drawn always and ignored when inactive); under a budget, one ``tune.sample_from``
+        entry per parameter fed by a feasible :meth:`sample` (so every Ray trial fits)."""
+        from ray import tune
+
+        if not budget_macs and not params_budget:
+            return {p.name: p.ray_domain() for p in self.params}
+        cache: dict = {}
+
+        def pick(name: str):
+            def fn(spec) -> Any:
+                key = id(spec)
+                if key not in cache:
+                    cache.clear()
+                    rng = random.Random(random.getrandbits(64))
+                    cache[key] = self.sample(rng, budget_macs, params_budget)
+                return cache[key].get(name)
+            return tune.sample_from(fn)
+        return {p.name: pick(p.name) for p in self.params}
+
+    # ------------------------------------------------------------ description
+    def size(self) -> float:
+        """The number of distinct points (conditional parameters counted only where active);
+        ``math.inf`` when a parameter is continuous."""
+        controllers = {k for p in self.params for k in p.when}
+
+        def rec(i: int, assigned: dict) -> float:
+            if i == len(self.params):
+                return 1
+            p = self.params[i]
+            if not p.active(assigned):
+                return rec(i + 1, assigned)
+            if p.name in controllers:
+                return sum(rec(i + 1, {**assigned, p.name: v}) for v in p.values())
+            return p.size() * rec(i + 1, assigned)
+        return rec(0, {})
+
+    def seeds(self, budget_macs: int | None = None, params_budget: int | None = None) -> list[Seed]:
+        """The classic nets that are points of this space, in file order, with their cost and
+        whether they fit the budget."""
+        out = []
+        for s in self._seed_points:
+            cost = self.cost(s["params"])
+            out.append(Seed(s["name"], dict(s["params"]), cost, fits(cost, budget_macs, params_budget),
+                            s.get("zoo")))
+        return out
+
+    def to_dict(self) -> dict:
+        """The space as plain data (the YAML's content)."""
+        return {"name": self.name, "description": self.description,
+                "target": {"input_shape": list(self.input_shape), "num_classes": self.num_classes},
+                "builder": self.builder, "fixed": dict(self.fixed),
+                "parameters": {p.name: p.to_dict() for p in self.params},
+                "sampling": {"stages": [list(s) for s in self.stages], "shrink": list(self.shrink)},
+                "seeds": [dict(s) for s in self._seed_points]}
+
+    def __repr__(self) -> str:
+        return f"SearchSpace({self.name!r}, {len(self.params)} parameters, builder {self.builder!r})"
+
+
+def _key(params: dict) -> tuple:
+    return tuple(sorted(params.items()))
+
+
+# ---------------------------------------------------------------- loading
+def list_spaces(directory: Path | None = None) -> list[str]:
+    """Names of the spaces shipped in ``search_spaces/``."""
+    return sorted(p.stem for p in (directory or SPACES_DIR).glob("*.yaml"))
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """Load a space by name (``search_spaces/<name>.yaml``) or from a YAML path; a bad file
+    raises :class:`SpaceError` naming the file and the key."""
+    path = _resolve(name_or_path)
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpaceError(f"{path}: YAML syntax error{at}: {problem}; fix the file") from None
+    except OSError as e:
+        raise SpaceError(f"{path}: cannot read: {e.strerror}") from None
+    return space_from_dict(data, path)
+
+
+def _resolve(name_or_path: str | Path) -> Path:
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or "/" in text or Path(text).is_file():
+        path = Path(text)
+        if not path.is_file():
+            raise SpaceError(f"{path}: no such space file; give an existing .yaml path or one of "
+                             f"{', '.join(list_spaces())}")
+        return path
+    path = SPACES_DIR / f"{text}.yaml"
+    if not path.is_file():
+        from nas.registry import closest
+
+        near = closest(text, list_spaces())
+        hint = f"did you mean {', '.join(near)}?" if near else f"known: {', '.join(list_spaces())}"
+        raise SpaceError(f"unknown search space {text!r}; {hint} (or give a path to a .yaml file)")
+    return path
+
+
+def space_from_dict(data: Any, path: Path | None = None) -> SearchSpace:
+    """Build and check a :class:`SearchSpace` from parsed YAML (``path`` names it in errors)."""
+    where = str(path) if path else "<space>"
+
+    def fail(key: str, msg: str) -> SpaceError:
+        return SpaceError(f"{where}: {key}: {msg}")
+
+    if not isinstance(data, dict):
+        raise SpaceError(f"{where}: a space file is a YAML mapping with keys {', '.join(TOP_KEYS)}")
+    extra = sorted(set(data) - set(TOP_KEYS))
+    if extra:
+        raise fail(extra[0], f"unknown top-level key; allowed: {', '.join(TOP_KEYS)}")
+    name = data.get("name", path.stem if path else None)
+    if not isinstance(name, str) or not name:
+        raise fail("name", "must be a non-empty string")
+    input_shape, num_classes = _parse_target(data.get("target", {}), fail)
+    builder_name, fn = _parse_builder(data.get("builder"), fail)
+    params = _parse_params(data.get("parameters"), where)
+    fixed = data.get("fixed", {}) or {}
+    if not isinstance(fixed, dict):
+        raise fail("fixed", "must map builder arguments to constant values")
+    _check_signature(fn, builder_name, params, fixed, fail)
+    stages, shrink = _parse_sampling(data.get("sampling", {}), params, fail)
+    space = SearchSpace(name, path, builder_name, params, input_shape=input_shape,
+                        num_classes=num_classes, fixed=fixed, stages=stages, shrink=shrink,
+                        description=str(data.get("description", "")).strip())
+    space._seed_points = _parse_seeds(data.get("seeds", []), space, fail)
+    return space
+
+
+def _parse_target(target: Any, fail) -> tuple[tuple, int]:
+    if not isinstance(target, dict) or set(target) - set(DEFAULT_TARGET):
+        raise fail("target", "must be a mapping with input_shape: [C, H, W] and num_classes: N")
+    shape = target.get("input_shape", DEFAULT_TARGET["input_shape"])
+    if (not isinstance(shape, (list, tuple)) or len(shape) != 3
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape)):
+        raise fail("target.input_shape", f"must be [C, H, W] of positive ints, got {shape!r}")
+    classes = target.get("num_classes", DEFAULT_TARGET["num_classes"])
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise fail("target.num_classes", f"must be a positive int, got {classes!r}")
+    return tuple(shape), classes
+
+
+def _parse_builder(name: Any, fail) -> tuple[str, Callable]:
+    from nas.spaces.builders import BUILDERS
+
+    if not isinstance(name, str):
+        raise fail("builder", f"must name a registered builder: {', '.join(BUILDERS.names())}")
+    if name not in BUILDERS:
+        raise fail("builder", BUILDERS.miss_message(name))
+    return name, BUILDERS.get(name)
+
+
+def _parse_params(spec: Any, where: str) -> list[Param]:
+    if not isinstance(spec, dict) or not spec:
+        raise SpaceError(f"{where}: parameters: must be a non-empty mapping name -> "
+                         "{type, range or choices}")
+    params: list[Param] = []
+    for name, p in spec.items():
+        params.append(parse_param(str(name), p, f"{where}: parameters.{name}", [q.name for q in params]))
+    return params
+
+
+def _check_signature(fn: Callable, builder: str, params: list[Param], fixed: dict, fail) -> None:
+    sig = inspect.signature(fn)
+    takes = {n for n, p in sig.parameters.items()
+             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {"input_shape", "num_classes"}
+    for key, names in (("parameters", [p.name for p in params]), ("fixed", list(fixed))):
+        for n in names:
+            if n not in takes:
+                raise fail(f"{key}.{n}", f"builder {builder!r} does not take {n!r}; it takes "
+                                         f"{', '.join(sorted(takes))}")
+    both = sorted({p.name for p in params} & set(fixed))
+    if both:
+        raise fail(f"fixed.{both[0]}", "is both a parameter and fixed; keep one")
+    given = {p.name for p in params} | set(fixed)
+    for n, p in sig.parameters.items():
+        if p.default is inspect.Parameter.empty and n not in given | {"input_shape", "num_classes"}:
+            raise fail("parameters", f"builder {builder!r} needs {n!r}; declare it as a "
+                                     "parameter or under fixed")
+
+
+def _parse_sampling(sampling: Any, params: list[Param], fail) -> tuple[list[list[str]], list[str]]:
+    if not isinstance(sampling, dict) or set(sampling) - {"stages", "shrink"}:
+        raise fail("sampling", "must be a mapping with 'stages' (a list of lists of parameter "
+                               "names) and/or 'shrink' (a list of numeric parameter names)")
+    by_name = {p.name: p for p in params}
+    stages, shrink = sampling.get("stages", []), sampling.get("shrink", [])
+    if not isinstance(stages, list) or not all(isinstance(s, list) for s in stages):
+        raise fail("sampling.stages", "must be a list of lists of parameter names")
+    if not isinstance(shrink, list):
+        raise fail("sampling.shrink", "must be a list of parameter names")
+    seen: list[str] = []
+    for key, names in [(f"sampling.stages[{i}]", s) for i, s in enumerate(stages)] + [("sampling.shrink", shrink)]:
+        for n in names:
+            if n not in by_name:
+                raise fail(key, f"unknown parameter {n!r}")
+            if n in seen:
+                raise fail(key, f"parameter {n!r} is listed twice")
+            seen.append(n)
+    for n in shrink:
+        if by_name[n].kind not in ("int", "float") and any(
+                isinstance(v, (bool, str)) for v in by_name[n].values()):
+            raise fail("sampling.shrink", f"parameter {n!r} must be numeric to shrink")
+    return [list(s) for s in stages], list(shrink)
+
+
+def _parse_seeds(seeds: Any, space: SearchSpace, fail) -> list[dict]:
+    if not isinstance(seeds, list):
+        raise fail("seeds", "must be a list of {name, params, zoo (optional)}")
+    out = []
+    for i, s in enumerate(seeds):
+        if not isinstance(s, dict) or not isinstance(s.get("name"), str) or not isinstance(s.get("params"), dict):
+            raise fail(f"seeds[{i}]", "must be a mapping with name: str and params: {...}")
+        extra = sorted(set(s) - {"name", "params", "zoo"})
+        if extra:
+            raise fail(f"seeds.{s['name']}.{extra[0]}", "unknown key; allowed: name, params, zoo")
+        where = f"{space.path or '<space>'}: seeds.{s['name']}.params"
+        params = space.check(s["params"], where)
+        try:
+            space.build(params)
+        except GenotypeError as e:
+            raise fail(f"seeds.{s['name']}", f"does not build: {e}") from None
+        out.append({"name": s["name"], "params": params, **({"zoo": s["zoo"]} if s.get("zoo") else {})})
+    return out
