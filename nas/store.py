@@ -103,7 +103,7 @@ def normalize_url(url: str | os.PathLike) -> str:
     if "://" in text:
         try:
             make_url(text)
-        except ArgumentError as e:
+        except (ArgumentError, ValueError) as e:
             raise StoreError(f"cannot parse storage URL {text!r}: {e}; use a SQLAlchemy URL such "
                              "as sqlite:///runs/nas.db or a plain file path") from None
         return text
@@ -123,15 +123,18 @@ def check_writable(url: str) -> None:
     path = sqlite_path(url)
     if path is None:
         return
-    if path.exists():
-        ok = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
-        problem = f"database {path} is not writable"
-    else:
-        ok = path.parent.is_dir() and os.access(path.parent, os.W_OK)
-        problem = (f"cannot create database {path}: folder {path.parent} "
-                   + ("is not writable" if path.parent.is_dir() else "does not exist"))
-    if not ok:
-        raise StoreError(f"{problem}; pass --storage with a writable path or URL")
+    if not path.parent.is_dir():
+        raise StoreError(f"cannot create database {path}: folder {path.parent} does not exist; "
+                         "create it or pass --storage with another path or URL")
+    existed = path.exists()
+    try:  # permission bits alone mislead (root, read-only mounts, /proc): try for real
+        with open(path, "ab"):
+            pass
+    except OSError as e:
+        raise StoreError(f"database {path} is not writable ({e.strerror}); pass --storage with "
+                         "a writable path or URL") from None
+    if not existed:
+        path.unlink()
 
 
 def worker_id() -> str:
@@ -185,11 +188,16 @@ def _sqlite_engine(url: str) -> Engine:
 class TrialStore:
     """Read and write studies and trials in one SQLAlchemy database."""
 
-    def __init__(self, url: str | os.PathLike):
+    def __init__(self, url: str | os.PathLike, *, create: bool = True):
+        """Open the store at ``url``; ``create=False`` refuses to create a new SQLite file."""
         self.url = normalize_url(url)
         backend = make_url(self.url).get_backend_name()
         if backend == "sqlite":
-            check_writable(self.url)
+            path = sqlite_path(self.url)
+            if not create and path is not None and not path.is_file():
+                raise StoreError(f"no database at {path}; pass the --storage of a search")
+            if create:
+                check_writable(self.url)
             self.engine = _sqlite_engine(self.url)
             self._write_engine = self.engine.execution_options(nas_write=True)
         else:

@@ -2,6 +2,7 @@
 lives beside the nas tables (same database) so a search resumes by re-running it."""
 from __future__ import annotations
 
+import random
 import signal
 import threading
 import time
@@ -16,6 +17,8 @@ from nas.strategies.runner import Outcome, TrialStopped, run_trial
 SAMPLERS: Registry = Registry("sampler")
 INFEASIBLE_LATENCY_MS = 1e6  # told for an over-budget trial whose latency was never measured
 MAX_INFEASIBLE_STREAK = 500
+#: Random start-up trials of each sampler, drawn feasible by construction (random: all).
+STARTUP = {"tpe": 10, "gp": 10, "nsga2": 16, "nsga3": 16, "random": 1 << 62}
 
 
 def _tpe(seed: int, n_obj: int):
@@ -133,6 +136,7 @@ class OptunaStrategy(Strategy):
         """Ask, evaluate, tell until the trial limit, the timeout or Ctrl-C."""
         study = self.study(job)
         summary = RunSummary()
+        rng = random.Random(job.seed * 7919 + self.worker_index)
         t0 = time.monotonic()
         streak = 0
         while True:
@@ -149,6 +153,7 @@ class OptunaStrategy(Strategy):
                 break
             trial = None
             try:
+                self._feed_startup(job, study, rng)
                 trial = study.ask()
                 outcome = self._one(job, study, trial, slot)
             except KeyboardInterrupt:
@@ -165,6 +170,27 @@ class OptunaStrategy(Strategy):
                               "error": outcome.error, "seed_name": trial.user_attrs.get("seed_name"),
                               **outcome.metrics})
         return summary
+
+    def _feed_startup(self, job: SearchJob, study, rng: random.Random) -> None:
+        """Queue a feasible random point while the sampler is still in its random start-up.
+
+        Samplers start with uniform random proposals, and most of a space's volume usually
+        lies over the budget: drawing the start-up points feasible by construction
+        (``space.sample``) keeps those trials useful. The sampler takes over afterwards.
+        """
+        from optuna.trial import TrialState
+
+        startup = STARTUP.get(job.sampler, 0)
+        if not startup or not hasattr(job.space, "sample"):
+            return
+        if job.budget_macs is None and job.params_budget is None:
+            return
+        if job.store.count(job.study) > startup:
+            return
+        if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return  # seeds or retries go first
+        params = job.space.sample(rng, job.budget_macs, job.params_budget)
+        study.enqueue_trial(params, user_attrs={"startup": True})
 
     def _one(self, job: SearchJob, study, trial, slot: int) -> Outcome:
         """Suggest params for ``trial``, run it, tell Optuna."""

@@ -1,0 +1,123 @@
+"""``python -m nas.export``: write a stored trial's genotype as JSON (and ONNX on request).
+
+    python -m nas.export --storage nas.db --study NAME --best
+    python -m nas.export --storage nas.db --study NAME --trial 7 --onnx
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from nas.errors import NasError
+from nas.genotype import Genotype
+
+
+class ExportError(NasError):
+    """A trial that cannot be exported (missing, never built, nothing completed)."""
+
+
+def best_trial(trials: list[dict]) -> dict:
+    """The completed, within-budget trial with the highest accuracy (or proxy score); ties go
+    to fewer MACs, then the earlier trial."""
+    def quality(t: dict):
+        return t["accuracy"] if t.get("accuracy") is not None else t.get("proxy_score")
+
+    ok = [t for t in trials if t["state"] == "COMPLETE" and t.get("feasible", True)
+          and quality(t) is not None and t.get("genotype")]
+    if not ok:
+        raise ExportError("the study has no completed trial to export yet; run the search "
+                          "longer or pass --trial N")
+    return max(ok, key=lambda t: (quality(t), -(t.get("target_macs") or 0), -t["number"]))
+
+
+def select_trial(storage: str, study: str, number: int | None) -> dict:
+    """Trial ``number`` of ``study`` (the best one when None) from the store at ``storage``."""
+    from nas.store import TrialStore
+
+    store = TrialStore(storage, create=False)
+    try:
+        if store.study(study) is None:
+            names = [s["name"] for s in store.studies()]
+            raise ExportError(f"no study {study!r} in {store.url}; known: {', '.join(names) or 'none'}")
+        trials = store.trials(study)
+    finally:
+        store.close()
+    if number is None:
+        return best_trial(trials)
+    for t in trials:
+        if t["number"] == number:
+            if not t.get("genotype"):
+                raise ExportError(f"trial {number} of {study!r} has no genotype (it failed before "
+                                  f"its architecture was built: {(t.get('error') or '').splitlines()[0]})")
+            return t
+    known = [t["number"] for t in trials]
+    raise ExportError(f"study {study!r} has no trial {number}; trials are "
+                      f"{min(known)}..{max(known)}" if known else f"study {study!r} has no trials")
+
+
+def write_onnx(genotype: Genotype, path: Path) -> Path:
+    """Export ``genotype`` at its own input spec to an ONNX file (batch size 1)."""
+    import torch
+
+    from nas.compile import compile as compile_genotype
+
+    model = compile_genotype(genotype).eval()
+    x = torch.zeros(1, *genotype.input_shape)
+    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["input"],
+                      output_names=["logits"], dynamic_axes={"input": {0: "batch"},
+                                                             "logits": {0: "batch"}})
+    return path
+
+
+def export(storage: str, study: str, *, number: int | None = None, out: str | None = None,
+           onnx: bool = False) -> list[Path]:
+    """Write the genotype JSON of a trial (and its ONNX model); returns the written paths."""
+    t = select_trial(storage, study, number)
+    genotype = Genotype.from_json(t["genotype"])
+    path = Path(out) if out else Path(f"{_safe(study)}-trial{t['number']}.json")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(genotype.to_json(indent=1) + "\n", encoding="utf-8")
+        paths = [path]
+        if onnx:
+            paths.append(write_onnx(genotype, path.with_suffix(".onnx")))
+    except OSError as e:
+        raise ExportError(f"cannot write {path}: {e.strerror}; pass --out with a writable path") from None
+    return paths
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in name)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see --help\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; 0 on success, 2 on bad input."""
+    p = _Parser(prog="python -m nas.export", description=__doc__.split("\n\n")[0])
+    p.add_argument("--storage", required=True, help="SQLAlchemy URL or SQLite file of a search")
+    p.add_argument("--study", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--trial", type=int, help="trial number")
+    which.add_argument("--best", action="store_true", help="the most accurate completed trial")
+    p.add_argument("--out", help="JSON path (default <study>-trial<N>.json); ONNX goes beside it")
+    p.add_argument("--onnx", action="store_true", help="also write an ONNX model (target spec)")
+    a = p.parse_args(argv)
+    try:
+        paths = export(a.storage, a.study, number=None if a.best else a.trial, out=a.out,
+                       onnx=a.onnx)
+    except NasError as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
