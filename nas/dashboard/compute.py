@@ -353,7 +353,8 @@ def accuracy_front(trials: Sequence[dict], cost: str = "target_macs") -> list[di
 
 def progress(trials: Sequence[dict], *, budget_macs: int | None = None,
              cost: str = "target_macs") -> dict:
-    """Search progress by trial number: best-so-far accuracy and the hypervolume of
+    """Search progress by trial number: each trial's accuracy (None if it has none), the
+    best-so-far accuracy and the hypervolume of
     (accuracy, cost / reference) with reference (0, 1), i.e. the share of the box
     [0, 1] x [0, reference cost] dominated so far.
 
@@ -366,7 +367,7 @@ def progress(trials: Sequence[dict], *, budget_macs: int | None = None,
               if t.get("state") == "COMPLETE" and is_number(t.get("accuracy")) and is_number(t.get(cost))
               else None for t in ordered]
     acc = [p[0] if p else None for p in points]
-    return {"number": [t.get("number") for t in ordered],
+    return {"number": [t.get("number") for t in ordered], "accuracy": acc,
             "best": best_so_far(acc, MAX),
             "hypervolume": hypervolume_history(points, (MAX, MIN), (0.0, 1.0)),
             "reference_cost": ref, "cost": cost}

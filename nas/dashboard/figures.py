@@ -56,7 +56,10 @@ def summary_text(trial: dict) -> str:
 
 
 def _layout(fig, title: str, **kw) -> Any:
-    fig.update_layout(template=TEMPLATE, title=title, margin=dict(l=60, r=20, t=50, b=50),
+    # title just above the plot area, below the modebar (which sits at the top right)
+    fig.update_layout(template=TEMPLATE, margin=dict(l=60, r=20, t=80, b=50),
+                      title=dict(text=title, x=0, xref="paper", y=1.0, yref="paper",
+                                 yanchor="bottom", pad=dict(b=12), font=dict(size=15)),
                       hoverlabel=dict(align="left"), **kw)
     return fig
 
@@ -97,14 +100,17 @@ def progress_figure(prog: dict):
     """Best-so-far accuracy and hypervolume against trial number (two y axes)."""
     go = _go()
     fig = go.Figure()
+    fig.add_trace(go.Scatter(x=prog["number"], y=prog["accuracy"], name="trial accuracy",
+                             mode="markers", marker=dict(color="#9bb3cc", size=7)))
     fig.add_trace(go.Scatter(x=prog["number"], y=prog["best"], name="best accuracy so far",
                              mode="lines+markers", line=dict(shape="hv", color="#1f77b4")))
     fig.add_trace(go.Scatter(x=prog["number"], y=prog["hypervolume"], name="hypervolume",
                              mode="lines", yaxis="y2", line=dict(shape="hv", color="#2ca02c")))
-    ref = _human(prog["reference_cost"])
-    return _layout(fig, f"Search progress (hypervolume of accuracy x {prog['cost']}, "
-                        f"reference (0, {ref}))",
-                   xaxis_title="trial number", yaxis_title="best validation accuracy",
+    label, _, _ = COSTS.get(prog["cost"], (prog["cost"], 1, ""))
+    ref = _human(prog["reference_cost"]) + ("MACs" if prog["cost"] == "target_macs" else "")
+    return _layout(fig, f"Search progress (hypervolume of accuracy vs {label}, "
+                        f"reference point (0, {ref}))",
+                   xaxis_title="trial number", yaxis_title="validation accuracy",
                    yaxis2=dict(title="hypervolume (share of box)", overlaying="y", side="right",
                                rangemode="tozero", tickformat=".2f"),
                    legend=dict(orientation="h", y=-0.2))
