@@ -50,7 +50,10 @@ def make_store(path, study="demo", space="resnet_like", n=10, seed=0, fail_at=(3
         if i in fail_at:
             store.finish(slot, "FAIL", error="TrialFailure: loss is NaN <b>at epoch 1</b>")
         elif i not in running_at:
-            store.finish(slot, "COMPLETE", accuracy=0.5 + 0.05 * sum(depths) + 0.01 * rng.random())
+            acc = 0.5 + 0.05 * sum(depths) + 0.01 * rng.random()
+            for epoch in range(2):
+                store.add_epoch(slot, epoch, val_accuracy=acc - 0.1 * (1 - epoch), train_loss=1.0)
+            store.finish(slot, "COMPLETE", accuracy=acc)
     store.close()
     return path
 
@@ -256,7 +259,7 @@ def test_render_writes_a_self_contained_page(store, tmp_path):
     assert out == tmp_path / "d.html"
     assert "plotly.js v" in text and 'src="http' not in text            # inlined, offline
     assert text.count('class="plot"') >= 6                                # pareto x2, progress, effects, dag, zoo
-    assert "Pareto front" in text and "Best architecture" in text
+    assert "Pareto front" in text and "Best architecture" in text and "Learning curves" in text
     assert "TrialFailure: loss is NaN &lt;b&gt;at epoch 1&lt;/b&gt;" in text   # error shown, escaped
     assert "Design spaces compared" not in text                           # one study: no EDFs
 
@@ -348,3 +351,13 @@ def test_render_empty_storage_says_run_a_search(tmp_path):
     TrialStore(tmp_path / "empty.db").close()
     with pytest.raises(DashboardError, match="holds no studies; run a search first"):
         render(str(tmp_path / "empty.db"))
+
+
+def test_learning_curves_need_two_epochs():
+    trials = [{"number": 1, "state": "PRUNED", "epochs": [
+                  {"epoch": 0, "val_accuracy": 0.3}, {"epoch": 1, "val_accuracy": None},
+                  {"epoch": 2, "val_accuracy": 0.5}]},
+              {"number": 0, "state": "COMPLETE", "epochs": [{"epoch": 0, "val_accuracy": 0.4}]},
+              {"number": 2, "state": "FAIL", "epochs": []}]
+    assert C.learning_curves(trials) == [{"number": 1, "state": "PRUNED", "epoch": [0, 2],
+                                          "val_accuracy": [0.3, 0.5]}]

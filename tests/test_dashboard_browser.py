@@ -59,6 +59,7 @@ def chromium() -> str:
 
 
 def run_browser(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """Run headless Chromium with a fresh profile under ``tmp_path``."""
     profile = tmp_path / "profile"
     profile.mkdir(exist_ok=True)
     return subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", *args],
@@ -67,6 +68,7 @@ def run_browser(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
+    """A dashboard comparing two studies, one named like an XSS attempt."""
     d = tmp_path_factory.mktemp("browser")
     db = d / "nas.db"
     make_store(db, "demo", n=10)

@@ -373,6 +373,19 @@ def progress(trials: Sequence[dict], *, budget_macs: int | None = None,
             "reference_cost": ref, "cost": cost}
 
 
+def learning_curves(trials: Sequence[dict]) -> list[dict]:
+    """Per-epoch validation accuracy of trials that recorded two or more epochs:
+    [{"number", "state", "epoch": [...], "val_accuracy": [...]}], by trial number."""
+    out = []
+    for t in sorted(trials, key=lambda t: t.get("number", 0)):
+        eps = [e for e in t.get("epochs") or [] if is_number(e.get("val_accuracy"))]
+        if len(eps) >= 2:
+            out.append({"number": t.get("number"), "state": t.get("state"),
+                        "epoch": [e["epoch"] for e in eps],
+                        "val_accuracy": [e["val_accuracy"] for e in eps]})
+    return out
+
+
 # ------------------------------------------------------------------ the zoo
 def classic_nets() -> list[dict]:
     """Zoo entries with a published top-1: name, top1 (%), params and MACs counted at the

@@ -116,6 +116,21 @@ def progress_figure(prog: dict):
                    legend=dict(orientation="h", y=-0.2))
 
 
+def curves_figure(curves: Sequence[dict]):
+    """Validation accuracy per epoch, one line per trial (dashed: not COMPLETE)."""
+    go = _go()
+    fig = go.Figure()
+    for c in curves:
+        fig.add_trace(go.Scatter(
+            x=c["epoch"], y=c["val_accuracy"], mode="lines+markers", name=f"trial {c['number']}",
+            line=dict(dash="solid" if c["state"] == "COMPLETE" else "dash", width=1),
+            hovertemplate=f"trial {c['number']} ({esc(c['state'])})<br>epoch %{{x}}: "
+                          "%{y:.4f}<extra></extra>"))
+    return _layout(fig, "Learning curves (dashed: pruned, failed or running)",
+                   xaxis_title="epoch", yaxis_title="validation accuracy", height=380,
+                   showlegend=len(curves) <= 20)
+
+
 def effects_figure(effects: Sequence[dict], max_params: int = 12):
     """Accuracy vs each parameter (strongest first): trials as points, level means as a line."""
     from plotly.subplots import make_subplots

@@ -102,6 +102,9 @@ def _study_section(page: Page, study: dict, trials: list[dict]) -> None:
     prog = C.progress(trials, budget_macs=study.get("budget_macs"))
     best = C.best_trial(trials)
     page.add('<h3>Search progress</h3>' + page.figure(F.progress_figure(prog)))
+    curves = C.learning_curves(trials)
+    if curves:
+        page.add('<h3>Learning curves</h3>' + page.figure(F.curves_figure(curves)))
     effects = C.parameter_effects(trials)
     if effects:
         page.add('<h3>Per-parameter effects</h3><p class="meta">Strongest first by η², the '
