@@ -1,0 +1,86 @@
+"""nas.evaluate.train: learns on real data, reports per epoch, fails cleanly, is deterministic."""
+import pytest
+
+from nas.builder import GraphBuilder
+from nas.cost import count
+from nas.errors import NasError
+from nas.evaluate.data import load_dataset
+from nas.evaluate.train import TrialFailure, proxy_genotype, train
+from nas.zoo.resnet import resnet
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_dataset(limit=1500, resolution=16)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return resnet("basic", (1, 1, 1, 1), widths=(16, 32, 64, 128), name="tiny_resnet")
+
+
+def test_one_epoch_beats_chance_on_embedded_mnist(mnist, small):
+    seen = []
+    r = train(small, mnist, epochs=1, batch_size=64, on_epoch=lambda e, a: seen.append((e, a)))
+    assert r.accuracy > 0.5           # chance is 0.1
+    assert seen == [(1, r.accuracy)] and r.epochs == 1
+    h = r.history[0]
+    assert set(h) == {"epoch", "train_loss", "val_accuracy", "seconds"}
+    assert h["train_loss"] < 2.3      # below the loss of a uniform guess, ln 10
+    assert r.images_per_second > 0 and r.seconds >= h["seconds"] > 0
+
+
+def test_costs_are_those_of_the_proxy_task(mnist, small):
+    r = train(small, mnist, max_train_batches=1, batch_size=16)
+    g = proxy_genotype(small, mnist)
+    assert g.input_shape == (1, 16, 16)
+    assert (r.proxy_params, r.proxy_macs) == (count(g).params, count(g).macs)
+    assert r.proxy_params < count(small).params     # 1 input channel, 10 classes
+
+
+def test_deterministic_under_a_seed_on_cpu(mnist, small):
+    a, b = (train(small, mnist, epochs=2, max_train_batches=3, batch_size=32, seed=5)
+            for _ in range(2))
+    c = train(small, mnist, epochs=2, max_train_batches=3, batch_size=32, seed=6)
+    strip = lambda r: [(h["train_loss"], h["val_accuracy"]) for h in r.history]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert strip(a) != strip(c)
+
+
+def test_callback_can_stop_training(mnist, small):
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def on_epoch(epoch, acc):
+        calls.append(epoch)
+        if epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(small, mnist, epochs=5, max_train_batches=1, batch_size=16, on_epoch=on_epoch)
+    assert calls == [1, 2]
+
+
+def test_nan_loss_becomes_trial_failure(mnist, small):
+    with pytest.raises(TrialFailure, match="diverged.*loss became (nan|inf)") as e:
+        train(small, mnist, lr=1e6, epochs=2, batch_size=32)
+    assert "learning rate" in e.value.reason and isinstance(e.value, NasError)
+
+
+def test_architecture_too_big_for_the_proxy_input_is_a_trial_failure(mnist):
+    b = GraphBuilder((3, 64, 64), "wide_kernel")
+    x = b.node("conv", "conv", [b.input], out_channels=8, kernel=20, padding=0)  # 16 -> -3
+    y = b.node("fc", "linear", [b.node("flat", "flatten", [b.node("gap", "gap", [x])])],
+               out_features=10)
+    g = b.build(y, classifiers=[y])
+    with pytest.raises(TrialFailure, match="does not fit the proxy input"):
+        train(g, mnist)
+
+
+@pytest.mark.parametrize("kwargs", [{"epochs": 0}, {"batch_size": 1}, {"lr": float("nan")},
+                                    {"max_train_batches": 0}])
+def test_bad_arguments(mnist, small, kwargs):
+    with pytest.raises(NasError):
+        train(small, mnist, **kwargs)
