@@ -37,7 +37,8 @@ GOOGLENET = (
     ("5b", (384, 192, 384, 48, 128, 128)),
 )
 AUX_AFTER = ("4a", "4d")
-LRN = dict(size=5, alpha=5e-4, beta=0.75, k=2.0)  # paper alpha 1e-4 per sum; torch divides by n
+# AlexNet's LRN (the paper gives no parameters): alpha 1e-4 per sum, and torch divides by n
+LRN = dict(size=5, alpha=5e-4, beta=0.75, k=2.0)
 BN_EPS = 1e-3  # torchvision's BasicConv2d
 
 
@@ -77,43 +78,49 @@ def _aux_paper(b: GraphBuilder, x: str, num_classes: int) -> str:
     return b.node("fc2", "linear", [y], out_features=num_classes)
 
 
+def _stem_tv(b: GraphBuilder, x: str) -> str:
+    pool = dict(kernel=3, stride=2, ceil_mode=True)
+    x = b.node("maxpool1", "maxpool", [_basic_conv(b, x, "conv1", 64, 7, 2)], **pool)
+    x = _basic_conv(b, _basic_conv(b, x, "conv2", 64, 1), "conv3", 192, 3)
+    return b.node("maxpool2", "maxpool", [x], **pool)
+
+
+def _stem_paper(b: GraphBuilder, x: str) -> str:
+    """Fig. 3: conv 7x7/2, max pool, LRN, conv 1x1, conv 3x3, LRN, max pool."""
+    pool = dict(kernel=3, stride=2, ceil_mode=True)
+    x = b.node("relu1", "relu", [blocks.conv(b, x, 64, 7, 2, bias=True, name="conv1")])
+    x = b.node("lrn1", "lrn", [b.node("maxpool1", "maxpool", [x], **pool)], **LRN)
+    x = b.node("relu2", "relu", [blocks.conv(b, x, 64, 1, bias=True, name="conv2")])
+    x = b.node("relu3", "relu", [blocks.conv(b, x, 192, 3, bias=True, name="conv3")])
+    return b.node("maxpool2", "maxpool", [b.node("lrn2", "lrn", [x], **LRN)], **pool)
+
+
+def _inception_paper(b: GraphBuilder, x: str, *widths) -> str:
+    return blocks.inception_module(b, x, *widths, kernel5=5, bn=False)
+
+
 def googlenet(*, paper: bool = False, aux: bool = False, num_classes: int = 1000,
               input_shape=(3, 224, 224), table=GOOGLENET, name: str | None = None) -> Genotype:
     """GoogLeNet: torchvision's variant, or the paper's (``paper=True``); ``aux`` adds the
     two auxiliary classifiers (returned after the main output in training mode)."""
     b = GraphBuilder(input_shape, name or ("googlenet_paper" if paper else "googlenet"))
-    pool = dict(kernel=3, stride=2, ceil_mode=True)
-    if paper:
-        x = b.node("relu1", "relu", [blocks.conv(b, b.input, 64, 7, 2, bias=True, name="conv1")])
-        x = b.node("lrn1", "lrn", [b.node("maxpool1", "maxpool", [x], **pool)], **LRN)
-        x = b.node("relu2", "relu", [blocks.conv(b, x, 64, 1, bias=True, name="conv2")])
-        x = b.node("relu3", "relu", [blocks.conv(b, x, 192, 3, bias=True, name="conv3")])
-        x = b.node("maxpool2", "maxpool", [b.node("lrn2", "lrn", [x], **LRN)], **pool)
-    else:
-        x = _basic_conv(b, b.input, "conv1", 64, 7, 2)
-        x = b.node("maxpool1", "maxpool", [x], **pool)
-        x = _basic_conv(b, _basic_conv(b, x, "conv2", 64, 1), "conv3", 192, 3)
-        x = b.node("maxpool2", "maxpool", [x], **pool)
+    x = (_stem_paper if paper else _stem_tv)(b, b.input)
+    module = _inception_paper if paper else _inception_tv
+    aux_head = _aux_paper if paper else _aux_tv
     pools, heads = 2, []
     for row in table:
         if row == "M":
             pools += 1
-            last = not paper and pools == 4  # torchvision's last pool is 2x2/2 (same 14 -> 7)
-            x = b.node(f"maxpool{pools}", "maxpool", [x], **(dict(pool, kernel=2) if last else pool))
+            kernel = 2 if not paper and pools == 4 else 3  # torchvision: 2x2/2, the same 14 -> 7
+            x = b.node(f"maxpool{pools}", "maxpool", [x], kernel=kernel, stride=2, ceil_mode=True)
             continue
         label, widths = row
         with b.scope(f"inception{label}"):
-            if paper:
-                x = blocks.inception_module(b, x, *widths, kernel5=5, bn=False)
-            else:
-                x = _inception_tv(b, x, *widths)
+            x = module(b, x, *widths)
         if aux and label in AUX_AFTER:
             with b.scope(f"aux{len(heads) + 1}"):
-                heads.append((_aux_paper if paper else _aux_tv)(b, x, num_classes))
-    if paper:
-        x = b.node("avgpool", "avgpool", [x], kernel=7, stride=1)
-    else:
-        x = b.node("avgpool", "gap", [x])
+                heads.append(aux_head(b, x, num_classes))
+    x = b.node("avgpool", "avgpool", [x], kernel=7, stride=1) if paper else b.node("avgpool", "gap", [x])
     x = b.node("dropout", "dropout", [b.node("flatten", "flatten", [x])], p=0.4 if paper else 0.2)
     y = b.node("fc", "linear", [x], out_features=num_classes)
     return b.build(y, aux_outputs=heads, classifiers=[y, *heads], meta={"family": "inception"})
