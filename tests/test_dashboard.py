@@ -51,9 +51,9 @@ def make_store(path, study="demo", space="resnet_like", n=10, seed=0, fail_at=(3
             store.finish(slot, "FAIL", error="TrialFailure: loss is NaN <b>at epoch 1</b>")
         elif i not in running_at:
             acc = 0.5 + 0.05 * sum(depths) + 0.01 * rng.random()
-            for epoch in range(2):
-                store.add_epoch(slot, epoch, val_accuracy=acc - 0.1 * (1 - epoch), train_loss=1.0)
-            store.finish(slot, "COMPLETE", accuracy=acc)
+            epochs = [{"epoch": e, "val_accuracy": acc - 0.1 * (1 - e), "train_loss": 1.0}
+                      for e in range(2)]
+            store.finish(slot, "COMPLETE", accuracy=acc, epochs=epochs)
     store.close()
     return path
 
@@ -361,3 +361,10 @@ def test_learning_curves_need_two_epochs():
               {"number": 2, "state": "FAIL", "epochs": []}]
     assert C.learning_curves(trials) == [{"number": 1, "state": "PRUNED", "epoch": [0, 2],
                                           "val_accuracy": [0.3, 0.5]}]
+
+
+def test_infeasible_trials_stay_off_the_front():
+    trials = [{"number": 0, "state": "COMPLETE", "accuracy": 0.9, "target_macs": 10, "feasible": False},
+              {"number": 1, "state": "COMPLETE", "accuracy": 0.5, "target_macs": 20}]
+    assert [t["number"] for t in C.accuracy_front(trials)] == [1]
+    assert C.best_trial(trials)["number"] == 1

@@ -197,7 +197,7 @@ def design_space_edfs(groups: dict[str, list[dict]], *, complexity: str = "targe
     their normalised curves are comparable.
     """
     data = {name: [(1.0 - t["accuracy"], t.get(complexity)) for t in trials
-                   if t.get("state") == "COMPLETE" and is_number(t.get("accuracy"))]
+                   if usable(t)]
             for name, trials in groups.items()}
     cx = [c for rows in data.values() for _, c in rows if is_number(c) and c > 0]
     edges = log_bins(cx, k) if cx else []
@@ -221,7 +221,7 @@ def parameter_effects(trials: Sequence[dict], metric: str = "accuracy") -> list[
     (the scatter), ``levels`` (per distinct value: n, mean, best) and ``eta2`` (correlation
     ratio: share of the metric's variance explained by the parameter's levels, in [0, 1]).
     """
-    done = [t for t in trials if t.get("state") == "COMPLETE" and is_number(t.get(metric))]
+    done = [t for t in trials if usable(t, metric)]
     names = sorted({k for t in done for k in (t.get("params") or {})})
     effects = []
     for name in names:
@@ -332,8 +332,15 @@ def dag_layout(genotype_json: str) -> dict:
 
 # ------------------------------------------------------------------ trial selections
 def finished(trials: Sequence[dict]) -> list[dict]:
-    """COMPLETE trials that have a finite accuracy."""
-    return [t for t in trials if t.get("state") == "COMPLETE" and is_number(t.get("accuracy"))]
+    """COMPLETE trials that have a finite accuracy and are not marked infeasible
+    (``feasible`` False: over a budget)."""
+    return [t for t in trials if usable(t)]
+
+
+def usable(trial: dict, metric: str = "accuracy") -> bool:
+    """True for a COMPLETE trial with a finite ``metric`` not marked infeasible."""
+    return (trial.get("state") == "COMPLETE" and is_number(trial.get(metric))
+            and trial.get("feasible", True) is not False)
 
 
 def best_trial(trials: Sequence[dict]) -> dict | None:
@@ -364,7 +371,7 @@ def progress(trials: Sequence[dict], *, budget_macs: int | None = None,
     costs = [t.get(cost) for t in finished(ordered) if is_number(t.get(cost))]
     ref = float(budget_macs) if budget_macs else (1.1 * max(costs) if costs else 1.0)
     points = [(t["accuracy"], t[cost] / ref)
-              if t.get("state") == "COMPLETE" and is_number(t.get("accuracy")) and is_number(t.get(cost))
+              if usable(t) and is_number(t.get(cost))
               else None for t in ordered]
     acc = [p[0] if p else None for p in points]
     return {"number": [t.get("number") for t in ordered], "accuracy": acc,
