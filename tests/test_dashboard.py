@@ -368,3 +368,11 @@ def test_infeasible_trials_stay_off_the_front():
               {"number": 1, "state": "COMPLETE", "accuracy": 0.5, "target_macs": 20}]
     assert [t["number"] for t in C.accuracy_front(trials)] == [1]
     assert C.best_trial(trials)["number"] == 1
+
+
+def test_trials_table_marks_infeasible_and_escapes_errors():
+    from nas.dashboard.html import _trials_table
+    table = _trials_table([{"number": 1, "state": "PRUNED", "feasible": False, "error": "a < b",
+                            "target_macs": 3_000_000_000, "params": {"w": 64}}])
+    assert "PRUNED (infeasible)" in table and "a &lt; b" in table
+    assert "3.000G" in table and "w=64" in table

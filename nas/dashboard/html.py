@@ -166,6 +166,8 @@ HEADERS = {"number": "#", "seed_name": "seed", "params": "space params",
 def _cell(key: str, value: Any) -> str:
     if value is None:
         return "<td></td>"
+    if key == "state" and isinstance(value, tuple):          # (state, feasible)
+        return f"<td>{esc(value[0])}{'' if value[1] is not False else ' (infeasible)'}</td>"
     if key == "params" and isinstance(value, dict):
         return "<td>" + esc(", ".join(f"{k}={v}" for k, v in sorted(value.items()))) + "</td>"
     if key in ("target_params", "target_macs", "proxy_macs") and isinstance(value, (int, float)):
@@ -187,7 +189,8 @@ def _trials_table(trials: list[dict]) -> str:
         rows = rows[-MAX_TABLE_ROWS:]
     head = "".join(f"<th>{esc(HEADERS.get(c, c))}</th>" for c in COLUMNS)
     body = "".join(f'<tr class="{esc(t.get("state"))}">'
-                   + "".join(_cell(c, t.get(c)) for c in COLUMNS) + "</tr>" for t in rows)
+                   + "".join(_cell(c, (t.get(c), t.get("feasible")) if c == "state" else t.get(c))
+                             for c in COLUMNS) + "</tr>" for t in rows)
     return (f'{note}<div class="tablewrap"><table class="trials"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
 
