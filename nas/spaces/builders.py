@@ -21,22 +21,44 @@ BUILDERS: Registry[Callable[..., Genotype]] = Registry("space builder")
 @BUILDERS.register("resnet_like")
 def resnet_like(*, block: str, depth1: int, depth2: int, depth3: int, depth4: int,
                 width1: int, width2: int, width3: int, width4: int, bottleneck_ratio: int = 4,
-                groups: int = 1, se: bool = False, se_reduction: int = 16,
+                groups: int = 1, se: bool = False, se_reduction: int = 16, stem: str = "classic",
                 input_shape=(3, 224, 224), num_classes: int = 1000) -> Genotype:
     """A ResNet/ResNeXt/SE-ResNet through :func:`nas.zoo.resnet.resnet`.
 
     ``width{i}`` is the stage's base width (torchvision's ``planes``; a bottleneck stage
     outputs 4x that). ``bottleneck_ratio`` is out/inner width (RegNet's b: 4 for ResNet-50,
-    2 for ResNeXt-50 32x4d), ``groups`` the cardinality of the 3x3 conv.
+    2 for ResNeXt-50 32x4d), ``groups`` the cardinality of the 3x3 conv. ``stem``: the
+    ``classic`` 7x7/2 conv or the ``deep`` stem of three 3x3 convs (ResNet-C, He et al. 2019).
     """
     from nas.zoo.resnet import resnet
 
     width_per_group = 256 // (bottleneck_ratio * groups)   # inner = planes * 4 / b
-    return resnet(block, (depth1, depth2, depth3, depth4), widths=(width1, width2, width3, width4),
-                  groups=groups if block == "bottleneck" else 1,
-                  width_per_group=width_per_group if block == "bottleneck" else 64,
-                  se_reduction=se_reduction if se else None, num_classes=num_classes,
-                  input_shape=input_shape, name="resnet_like")
+    g = resnet(block, (depth1, depth2, depth3, depth4), widths=(width1, width2, width3, width4),
+               groups=groups if block == "bottleneck" else 1,
+               width_per_group=width_per_group if block == "bottleneck" else 64,
+               se_reduction=se_reduction if se else None, num_classes=num_classes,
+               input_shape=input_shape, name="resnet_like")
+    return g if stem == "classic" else _deep_stem(g)
+
+
+RESNET_STEM = ("conv1", "bn1", "relu1")   # the zoo ResNet's 7x7 stem nodes, in order
+
+
+def _deep_stem(g: Genotype) -> Genotype:
+    """``g``, a zoo ResNet, with its 7x7/2 stem replaced by 3x3/2(c/2) -> 3x3(c/2) -> 3x3(c)."""
+    if not all(n in g.graph for n in RESNET_STEM):
+        raise ValueError(f"expected the zoo ResNet stem nodes {RESNET_STEM}")
+    b = GraphBuilder(g.input_shape, g.name)
+    c = g.attrs(RESNET_STEM[0])["out_channels"]
+    x = b.input
+    with b.scope("stem"):
+        for i, (width, stride) in enumerate(((c // 2, 2), (c // 2, 1), (c, 1))):
+            x = blocks.conv_bn_act(b, x, width, 3, stride, suffix=str(i))
+    for n in g.topological_order():
+        if n != g.input and n not in RESNET_STEM:
+            ins = [x if i == RESNET_STEM[-1] else i for i in g.inputs(n)]
+            b.node(n, g.op(n), ins, **g.attrs(n))
+    return b.build(g.output, classifiers=g.classifiers, meta={**g.meta, "stem": "deep"})
 
 
 MBV2_STAGES = 7

@@ -155,6 +155,9 @@ class SearchSpace:
         def ok(params: dict) -> bool:
             return fits(self.cost(params), budget_macs, params_budget)
 
+        if not ok(self.complete_cheapest({})):
+            raise SpaceError(f"space {self.name!r}: even its cheapest point costs "
+                             f"{self.cost(self.complete_cheapest({}))}, over the budget; raise the budget")
         for _ in range(max_restarts):
             params: dict | None = {}
             for stage in self.stages:
@@ -256,24 +259,20 @@ class SearchSpace:
 
     def ray_param_space(self, budget_macs: int | None = None, params_budget: int | None = None) -> dict:
         """A Ray Tune ``param_space``: one domain per parameter (conditional parameters are
-        drawn always and ignored when inactive); under a budget, one ``tune.sample_from``
-        entry per parameter fed by a feasible :meth:`sample` (so every Ray trial fits)."""
+        drawn always and ignored when inactive by :meth:`build`). Under a budget, key
+        ``"arch"`` holds a whole feasible :meth:`sample` and every parameter is read from it
+        (None when inactive), so every Ray trial fits."""
         from ray import tune
 
         if not budget_macs and not params_budget:
             return {p.name: p.ray_domain() for p in self.params}
-        cache: dict = {}
 
-        def pick(name: str):
-            def fn(spec) -> Any:
-                key = id(spec)
-                if key not in cache:
-                    cache.clear()
-                    rng = random.Random(random.getrandbits(64))
-                    cache[key] = self.sample(rng, budget_macs, params_budget)
-                return cache[key].get(name)
-            return tune.sample_from(fn)
-        return {p.name: pick(p.name) for p in self.params}
+        def draw(config) -> dict:
+            return self.sample(random.Random(random.getrandbits(64)), budget_macs, params_budget)
+
+        def read(name: str):
+            return tune.sample_from(lambda config: config["arch"].get(name))
+        return {"arch": tune.sample_from(draw), **{p.name: read(p.name) for p in self.params}}
 
     # ------------------------------------------------------------ description
     def size(self) -> float:
