@@ -197,20 +197,27 @@ class SearchSpace:
                     out[name] = max([v for v in vals if v <= target], default=vals[0])
         return out
 
-    def _shrink_to_fit(self, params: dict, ok, budget_macs, params_budget, steps: int = 6) -> dict:
-        """The largest scaling of the shrink parameters that fits (bisection; cost grows
-        roughly with width squared, which gives the first guess)."""
+    def _shrink_to_fit(self, params: dict, ok, budget_macs, params_budget, steps: int = 5) -> dict:
+        """The largest scaling of the shrink parameters found to fit: cost grows roughly with
+        width squared, so each step guesses ``alpha * sqrt(budget / cost)`` and falls back
+        to bisection when the guess leaves the bracket."""
+        def over(alpha: float) -> float:
+            cost = self.cost(self._scaled(params, alpha))
+            return max(cost.macs / budget_macs if budget_macs else 0,
+                       cost.params / params_budget if params_budget else 0)
+
         lo, hi = 0.0, 1.0
-        cost = self.cost(params)
-        over = max(cost.macs / budget_macs if budget_macs else 0, cost.params / params_budget if params_budget else 0)
-        guess: float | None = min(1.0, 0.98 / over ** 0.5)
+        alpha = min(1.0, 0.99 / over(1.0) ** 0.5)
         for _ in range(steps):
-            mid = guess if guess is not None else (lo + hi) / 2
-            guess = None
-            if ok(self._scaled(params, mid)):
-                lo = mid
+            ratio = over(alpha)
+            if ratio <= 1 and ok(self._scaled(params, alpha)):
+                lo = alpha
             else:
-                hi = mid
+                hi = alpha
+            guess = alpha * 0.995 / ratio ** 0.5
+            alpha = guess if lo < guess < hi and abs(guess - alpha) > 1e-3 else (lo + hi) / 2
+            if hi - lo < 0.02:
+                break
         return self._scaled(params, lo)
 
     def suggest(self, trial, budget_macs: int | None = None, params_budget: int | None = None) -> dict:

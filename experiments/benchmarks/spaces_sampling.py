@@ -1,0 +1,158 @@
+"""Sampling a search space under a FLOP budget: feasibility, depth distribution, speed.
+
+    python experiments/benchmarks/spaces_sampling.py [--space resnet_like] [--budget 2GFLOPs]
+                                                     [-n 1000] [--tpe-trials 150] [--seed 0]
+
+For ``n`` configurations each it reports (MACs = multiply-accumulates, "FLOPs" in papers):
+  * uniform: plain random draws, no budget (the unconstrained reference);
+  * rejection: the uniform draws that happen to fit (what pruning after the fact keeps);
+  * budget-aware: ``SearchSpace.sample(rng, budget)`` (what random search hands to training);
+  * Optuna: RandomSampler + ``suggest`` (proposals, infeasible ones are never trained),
+    ``space.optuna_sampler`` (feasible by construction), and TPE reading ``set_constraint``
+    on a toy objective that rewards size, so it has to learn the budget;
+with the feasible fraction, the distribution of total depth (blocks), MACs, and the time
+to sample + build + count one genotype, as a ratio to building and counting the space's
+first seed (the baseline, measured in the same run). Results go to
+experiments/results/spaces_sampling_<space>.json. Timings on a shared machine are noisy.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from nas.cost import count, human, parse_budget
+from nas.spaces import load_space
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def depth(space, params: dict) -> int:
+    """Total number of blocks: the sum of the active ``depth*`` parameters."""
+    return sum(v for k, v in params.items() if k.startswith("depth"))
+
+
+def describe(space, configs: list[dict], budget: int) -> dict:
+    """Feasible fraction, depth histogram and quantiles, MAC quantiles of ``configs``."""
+    if not configs:
+        return {"n": 0}
+    costs = [space.cost(p) for p in configs]
+    depths = sorted(depth(space, p) for p in configs)
+    macs = sorted(c.macs for c in costs)
+    q = lambda xs, f: xs[min(len(xs) - 1, int(f * len(xs)))]  # noqa: E731
+    return {"n": len(configs), "feasible": sum(m <= budget for m in macs) / len(macs),
+            "depth_mean": statistics.mean(depths),
+            "depth_quantiles": {f"p{int(100 * f)}": q(depths, f) for f in (0.1, 0.25, 0.5, 0.75, 0.9)},
+            "depth_histogram": dict(sorted(collections.Counter(5 * (d // 5) for d in depths).items())),
+            "macs_quantiles": {f"p{int(100 * f)}": q(macs, f) for f in (0.1, 0.5, 0.9)},
+            "macs_over_budget_p50": q(macs, 0.5) / budget}
+
+
+def timed(fn, n: int) -> tuple[list, float]:
+    start = time.perf_counter()
+    out = [fn() for _ in range(n)]
+    return out, (time.perf_counter() - start) / n
+
+
+def optuna_runs(space, budget: int, n: int, tpe_trials: int, seed: int) -> dict:
+    """Feasible fractions of configurations proposed through Optuna."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out = {}
+    for label, sampler in (("optuna_random_suggest", optuna.samplers.RandomSampler(seed=seed)),
+                           ("optuna_feasible_sampler", space.optuna_sampler(budget, seed=seed))):
+        study = optuna.create_study(sampler=sampler)
+        configs = []
+        for _ in range(n):
+            trial = study.ask()
+            configs.append(space.suggest(trial, budget))
+            study.tell(trial, 0.0)
+        out[label] = describe(space, configs, budget)
+    # TPE with the constraint: the toy objective (log MACs) pushes towards the budget's edge
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=20))
+    configs = []
+    for _ in range(tpe_trials):
+        trial = study.ask()
+        params = space.suggest(trial, budget)
+        configs.append(params)
+        study.tell(trial, float(space.cost(params).macs) / budget)
+    half = tpe_trials // 2
+    out["optuna_tpe_constraint_last_half"] = describe(space, configs[half:], budget)
+    out["optuna_tpe_constraint_first_half"] = describe(space, configs[:half], budget)
+    return out
+
+
+def main(argv=None) -> int:
+    """Run the benchmark and print its table; returns 0."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--space", default="resnet_like")
+    ap.add_argument("--budget", default="2GFLOPs")
+    ap.add_argument("-n", type=int, default=1000)
+    ap.add_argument("--tpe-trials", type=int, default=150)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    space, budget = load_space(args.space), parse_budget(args.budget)
+    rng = random.Random(args.seed)
+
+    seed_params = space.seeds()[0].params
+    _, baseline = timed(lambda: count(space.build(seed_params)), 50)
+
+    space._cost.cache_clear()
+    uniform, t_uniform = timed(lambda: (lambda p: (p, count(space.build(p))))(space.draw(rng)), args.n)
+    uniform_params = [p for p, _ in uniform]
+    rejection = [p for p, c in uniform if c.macs <= budget]
+
+    space._cost.cache_clear()
+    aware, t_aware = timed(lambda: (lambda p: (p, count(space.build(p))))(space.sample(rng, budget)), args.n)
+    aware_params = [p for p, _ in aware]
+
+    results = {"space": space.name, "budget_macs": budget, "n": args.n, "seed": args.seed,
+               "seconds_per_genotype": {"baseline_build_count_seed": baseline,
+                                        "uniform_sample_build_count": t_uniform,
+                                        "budget_aware_sample_build_count": t_aware},
+               "uniform": describe(space, uniform_params, budget),
+               "rejection": describe(space, rejection, budget),
+               "budget_aware": describe(space, aware_params, budget)}
+    results.update(optuna_runs(space, budget, min(args.n, 300), args.tpe_trials, args.seed))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"spaces_sampling_{space.name}.json"
+    path.write_text(json.dumps(results, indent=1))
+    report(results, path)
+    return 0
+
+
+def report(r: dict, path: Path) -> None:
+    """Print the table."""
+    print(f"{r['space']} under {human(r['budget_macs'])}MACs, n={r['n']} (seed {r['seed']})")
+    print(f"{'sampler':<34}{'n':>6}{'feasible':>10}{'depth mean':>12}  depth p10/p50/p90   MACs p10/p50/p90")
+    for key in ("uniform", "rejection", "budget_aware", "optuna_random_suggest", "optuna_feasible_sampler",
+                "optuna_tpe_constraint_first_half", "optuna_tpe_constraint_last_half"):
+        d = r[key]
+        if not d.get("n"):
+            print(f"{key:<34}{0:>6}")
+            continue
+        dq, mq = d["depth_quantiles"], d["macs_quantiles"]
+        print(f"{key:<34}{d['n']:>6}{100 * d['feasible']:>9.1f}%{d['depth_mean']:>12.2f}  "
+              f"{dq['p10']:>4}/{dq['p50']:>3}/{dq['p90']:<3}         "
+              + "/".join(human(mq[k], 2) for k in ("p10", "p50", "p90")))
+    for key in ("uniform", "rejection", "budget_aware"):
+        print(f"depth histogram (5-block bins) {key:<14} {r[key].get('depth_histogram')}")
+    t = r["seconds_per_genotype"]
+    base = t["baseline_build_count_seed"]
+    print(f"time per genotype: baseline (build+count the first seed) {1e3 * base:.1f} ms; "
+          f"uniform sample+build+count {1e3 * t['uniform_sample_build_count']:.1f} ms "
+          f"({t['uniform_sample_build_count'] / base:.2f}x); budget-aware sample+build+count "
+          f"{1e3 * t['budget_aware_sample_build_count']:.1f} ms ({t['budget_aware_sample_build_count'] / base:.2f}x); "
+          f"1,000 budget-aware genotypes: {1000 * t['budget_aware_sample_build_count']:.1f} s")
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
