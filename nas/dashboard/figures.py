@@ -153,7 +153,8 @@ def effects_figure(effects: Sequence[dict], max_params: int = 12):
                                  line=dict(color="#d62728"),
                                  hovertemplate="mean %{y:.4f}<extra></extra>"), row=r, col=c)
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=levels, row=r, col=c)
-    return _layout(fig, "Accuracy vs each parameter (red: mean per value)",
+    # no figure title: it would collide with the subplot titles (the page's heading says it)
+    return _layout(fig, "",
                    height=max(320, 280 * rows))
 
 
@@ -250,7 +251,7 @@ def edf_figure(edfs: dict):
                 hovertemplate="error %{x:.4f}: %{y:.2f}<extra></extra>"), row=1, col=col)
     fig.update_xaxes(title_text="validation error")
     fig.update_yaxes(title_text="cumulative prob.", range=[0, 1.02])
-    return _layout(fig, "Design spaces compared (Radosavovic et al. 2019)", height=420)
+    return _layout(fig, "", height=440)
 
 
 def classic_figure(rows: Sequence[dict]):
@@ -274,4 +275,4 @@ def classic_figure(rows: Sequence[dict]):
             hovertemplate="%{text}<extra></extra>"))
     return _layout(fig, "Classic nets: published ImageNet top-1 vs counted MACs (bubble area = params)",
                    xaxis_title="counted MACs at the net's input spec [GMACs]", xaxis_type="log",
-                   yaxis_title="top-1 accuracy [%]", height=460)
+                   yaxis_title="top-1 accuracy [%]", height=560)

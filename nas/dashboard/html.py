@@ -107,7 +107,8 @@ def _study_section(page: Page, study: dict, trials: list[dict]) -> None:
         page.add('<h3>Learning curves</h3>' + page.figure(F.curves_figure(curves)))
     effects = C.parameter_effects(trials)
     if effects:
-        page.add('<h3>Per-parameter effects</h3><p class="meta">Strongest first by η², the '
+        page.add('<h3>Per-parameter effects</h3><p class="meta">Validation accuracy against '
+                 "each search parameter (red: mean per value), strongest first by η², the "
                  "share of the accuracy variance that a parameter's values explain (it "
                  "overstates effects when values have few trials).</p>"
                  + page.figure(F.effects_figure(effects)))
