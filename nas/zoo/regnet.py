@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from nas import blocks
 from nas.builder import GraphBuilder
+from nas.errors import NasError
 from nas.genotype import Genotype
 from nas.zoo.registry import ZOO, ZooEntry
 
@@ -36,7 +37,7 @@ class Stage:
 def regnet_widths(w0: int, wa: float, wm: float, depth: int, q: int = 8) -> list[int]:
     """Per-block widths of the RegNet generator (pycls ``generate_regnet``)."""
     if not (wa >= 0 and w0 > 0 and wm > 1 and w0 % q == 0 and depth >= 1):
-        raise ValueError(f"RegNet needs wa >= 0, w0 > 0 divisible by {q}, wm > 1, depth >= 1; "
+        raise NasError(f"RegNet needs wa >= 0, w0 > 0 divisible by {q}, wm > 1, depth >= 1; "
                          f"got w0={w0}, wa={wa}, wm={wm}, depth={depth}")
     widths = []
     for i in range(depth):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from nas import blocks
 from nas.builder import GraphBuilder
+from nas.errors import NasError
 from nas.genotype import Genotype
 from nas.zoo.registry import ZOO, ZooEntry
 
@@ -19,7 +20,7 @@ def wide_resnet_cifar(depth: int, k: int, *, dropout: float = 0.0, num_classes: 
                       input_shape=CIFAR, name: str = "") -> Genotype:
     """WRN-``depth``-``k`` for CIFAR (``dropout`` between the two convs of a block)."""
     if depth < 10 or (depth - 4) % 6:
-        raise ValueError(f"WRN depth must be 6n+4 (e.g. 16, 22, 28, 40), got {depth}")
+        raise NasError(f"WRN depth must be 6n+4 (e.g. 16, 22, 28, 40), got {depth}")
     n = (depth - 4) // 6
     b = GraphBuilder(input_shape, name or f"wrn_{depth}_{k}")
     x = blocks.conv(b, b.input, 16, 3, name="conv1")
