@@ -122,3 +122,68 @@ def test_crashed_worker_is_a_failed_trial(cluster, tmp_path):
     assert crashed and crashed[0]["state"] == "FAIL" and crashed[0]["params"] == seed.params
     assert "worker crashed" in crashed[0]["error"]
     assert len(trials) == 3 and all(t["state"] != "RUNNING" for t in trials)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
+    (["--device", "cuda"], "needs --gpus-per-trial > 0"),
+])
+def test_bad_ray_flags_exit_2_with_one_line(tmp_path, capsys, flags, message):
+    from nas.search import main
+
+    db = tmp_path / "nas.db"
+    assert main(["--space", "resnet_like", "--backend", "ray", "--storage", str(db), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+
+
+def _store_trials(db: Path) -> list[dict]:
+    store = TrialStore(db)
+    try:
+        studies = store.studies()
+        return store.trials(studies[0]["name"]) if studies else []
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_cli_ray_search_survives_a_kill_and_resumes(tmp_path):
+    """`python -m nas.search --backend ray` with real MNIST training: killed (driver and its
+    local Ray cluster) while a trial trains, then re-run: the interrupted trial is failed and
+    retried, nothing is repeated, the study reaches its trial count."""
+    import signal
+
+    db = tmp_path / "nas.db"
+    cmd = [sys.executable, "-m", "nas.search", "--space", "resnet_like", "--budget", "2GFLOPs",
+           "--backend", "ray", "--cpus-per-trial", "1", "--trials", "3", "--epochs", "2",
+           "--limit", "400", "--storage", str(db), "--dashboard", str(tmp_path / "d.html")]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            if db.exists() and any(t["state"] == "RUNNING" and t["genotype_hash"]
+                                   for t in _store_trials(db)):
+                break
+        else:
+            pytest.fail("no trial started within 300 s")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray cluster it started
+        proc.wait()
+    killed = [t["number"] for t in _store_trials(db) if t["state"] == "RUNNING"]
+    assert killed
+
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Pareto front" in done.stdout
+    trials = _store_trials(db)
+    assert not [t for t in trials if t["state"] == "RUNNING"]
+    for n in killed:
+        row = next(t for t in trials if t["number"] == n)
+        assert row["state"] == "FAIL" and row["interrupted"]
+        retry = [t for t in trials if t["retry_of"] == n]
+        assert len(retry) == 1 and retry[0]["params"] == row["params"]
+    complete = [t for t in trials if t["state"] == "COMPLETE"]
+    assert len(complete) == 3 and all(0 <= t["accuracy"] <= 1 and t["epochs"] for t in complete)
+    assert len({t["number"] for t in trials}) == len(trials)

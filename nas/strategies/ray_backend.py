@@ -237,7 +237,7 @@ class _Book:
             self._fail(live, final.get("nas_error") or "the evaluator failed")
         elif live.stopped:
             last = live.epochs[-1]
-            error = (f"pruned: stopped by the scheduler after epoch {last['epoch']} "
+            error = (f"stopped early by the scheduler after epoch {last['epoch']} "
                      f"(accuracy {last['val_accuracy']:.4f})")
             store.finish(live.slot, "PRUNED", error=error, epochs=live.epochs, worker=live.worker)
             self._end(live, "PRUNED", error=error)
@@ -366,8 +366,13 @@ def _searcher(book: _Book, job: SearchJob, storage):
     mode = [_mode(o) for o in objectives] if len(objectives) > 1 else _mode(objectives[0])
     # Seeded by the study's size: reproducible, yet a resumed run does not replay the first
     # run's random proposals (a seeded RandomSampler would repeat them one by one).
-    sampler = SAMPLERS.get(job.sampler)(job.seed + len(book.study.get_trials(deepcopy=False)),
-                                        len(objectives))
+    seed = job.seed + len(book.study.get_trials(deepcopy=False))
+    if job.sampler == "tpe":  # trials run in parallel: running ones count as (bad) results
+        import optuna
+
+        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    else:
+        sampler = SAMPLERS.get(job.sampler)(seed, len(objectives))
     return StoreOptunaSearch(space=_define_by_run(job), metric=metric, mode=mode, sampler=sampler,
                              study_name=job.study, storage=storage)
 
@@ -461,36 +466,48 @@ class RayStrategy(Strategy):
         self.ray_storage, self.reuse_actors = ray_storage, reuse_actors
         self.reduction_factor = reduction_factor
         self.ray_dir: str | None = None  # the last run's Ray experiment folder
+        self._started_ray = False
 
     def prepare(self, job: SearchJob) -> dict:
-        """As the Optuna backend: recover trials of a killed run (queued for retry), queue seeds."""
+        """Start or join Ray and check a trial fits the cluster; then, as the Optuna backend,
+        recover trials of a killed run (queued for retry) and queue the seeds."""
+        self._started_ray = _connect(self.address) or self._started_ray
+        try:
+            self._concurrency()
+        except BaseException:
+            self._shutdown()
+            raise
         return OptunaStrategy(storage_url=self.storage_url).prepare(job)
 
     def run(self, job: SearchJob) -> RunSummary:
         """Run trials on Ray until the trial limit, the timeout or Ctrl-C; record each in the store."""
-        started_ray = _connect(self.address)
+        self._started_ray = _connect(self.address) or self._started_ray
         summary = RunSummary()
         try:
-            concurrent = self._concurrency()
             storage = rdb_storage(self.storage_url or job.store.url)
             book = _Book(job, summary, OptunaStrategy(storage_url=self.storage_url).study(job))
-            tuner = self._tuner(job, book, storage, concurrent)
+            tuner = self._tuner(job, book, storage, self._concurrency())
             try:
                 tuner.fit()
             except KeyboardInterrupt:
                 summary.interrupted = True
-            if book.abandon() and not summary.stop_reason:
+            # With num_samples=-1 a run ends normally only when the searcher says FINISHED
+            # (which sets stop_reason); anything else is Tune stopping on Ctrl-C.
+            if book.abandon() or not summary.stop_reason:
                 summary.interrupted = True
             if summary.interrupted:
                 summary.stop_reason = "interrupted"
-            elif not summary.stop_reason:
-                summary.stop_reason = "Ray Tune finished"
         finally:
-            if started_ray:
-                import ray
-
-                ray.shutdown()
+            self._shutdown()
         return summary
+
+    def _shutdown(self) -> None:
+        """Stop the local Ray cluster this strategy started (a joined cluster keeps running)."""
+        if self._started_ray:
+            import ray
+
+            ray.shutdown()
+            self._started_ray = False
 
     def _tuner(self, job: SearchJob, book: _Book, storage, concurrent: int):
         from ray import tune
@@ -554,6 +571,25 @@ class RayStrategy(Strategy):
         return str(root.resolve())
 
 
+def trial_device(device: str, gpus_per_trial: float) -> str:
+    """The torch device a Ray trial evaluates on: 'auto' is cuda when the trial gets GPUs
+    (Ray sets CUDA_VISIBLE_DEVICES to its share), else cpu; a cuda device needs GPUs."""
+    if device == "auto":
+        return "cuda" if gpus_per_trial > 0 else "cpu"
+    if device.startswith("cuda") and not gpus_per_trial > 0:
+        raise RayBackendError(f"--device {device} with --backend ray needs --gpus-per-trial > 0 "
+                              "(Ray hides GPUs from trials that did not ask for one)")
+    return device
+
+
+class _NoRestoreHint(logging.Filter):
+    """Drops Ray's "Resume experiment with: Tuner.restore(...)" hint: here a search resumes by
+    re-running its command."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore" not in record.getMessage()
+
+
 def _connect(address: str | None) -> bool:
     """Join the Ray cluster at ``address`` or start a local one; True when this call started it."""
     import ray
@@ -562,6 +598,10 @@ def _connect(address: str | None) -> bool:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV/JSON/TB files per trial
     # Ray's result grid warns about the per-trial result files the line above switches off.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    logging.getLogger("ray.tune.search.searcher").setLevel(logging.ERROR)  # "save not implemented"
+    tune_log = logging.getLogger("ray.tune.tune")
+    if not any(isinstance(f, _NoRestoreHint) for f in tune_log.filters):
+        tune_log.addFilter(_NoRestoreHint())
     if ray.is_initialized():
         return False
     try:
