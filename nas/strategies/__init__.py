@@ -89,6 +89,7 @@ class Strategy(ABC):
 
 STRATEGIES: Registry[str] = Registry("search strategy")
 STRATEGIES.register("optuna", "nas.strategies.optuna_backend:OptunaStrategy")
+STRATEGIES.register("ray", "nas.strategies.ray_backend:RayStrategy")
 
 
 def get_strategy(name: str, **options: Any) -> Strategy:
