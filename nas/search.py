@@ -44,18 +44,24 @@ class SearchConfig:
     objectives: list[str] = field(default_factory=lambda: ["accuracy", "macs"])
     epochs: int = 1
     dataset: str = "mnist"
-    resolution: int = 32
-    limit: int | None = 2500
-    batch_size: int = 64
+    resolution: int = 28
+    limit: int | None = 2000
+    batch_size: int = 32
     lr: float = 0.05
     proxy: str | None = None
     storage: str = DEFAULT_STORAGE
     study: str | None = None
     seed: int = 0
     seeds: bool = True
-    workers: int = 1
+    workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
+    threads: int = 1
     device: str = "auto"
     dashboard: str | None = None
+    backend: str = "optuna"           # optuna | ray
+    cpus_per_trial: float = 1.0       # --backend ray only
+    gpus_per_trial: float = 0.0
+    ray_address: str | None = None
+    scheduler: str = "asha"
 
     def budget_macs(self) -> int | None:
         """The MAC budget (None: unconstrained)."""
@@ -148,7 +154,8 @@ def check_config(c: SearchConfig) -> None:
         raise SearchError(f"bad --objectives {','.join(c.objectives)!r}; use 'accuracy' or "
                           f"'accuracy,' followed by any of macs, params, latency (e.g. accuracy,macs)")
     for name, value, low in (("--trials", c.trials, 1), ("--epochs", c.epochs, 1),
-                             ("--workers", c.workers, 1), ("--batch-size", c.batch_size, 1)):
+                             ("--workers", c.workers, 1), ("--batch-size", c.batch_size, 1),
+                             ("--threads", c.threads, 1)):
         if value is not None and value < low:
             raise SearchError(f"{name} must be >= {low}, got {value}")
     if c.timeout is not None and not c.timeout > 0:
@@ -161,6 +168,20 @@ def check_config(c: SearchConfig) -> None:
 
             near = closest(c.proxy, list(PROXIES)) or sorted(PROXIES)
             raise SearchError(f"unknown proxy {c.proxy!r}; use one of {', '.join(near)}")
+
+
+def check_budget(space, c: SearchConfig) -> None:
+    """Raise SearchError when even the cheapest point of the space breaks the budget."""
+    if c.budget is None and c.params_budget is None or not hasattr(space, "complete_cheapest"):
+        return
+    cheapest = space.cost(space.complete_cheapest({}))
+    from nas.strategies.runner import over_budget
+
+    job = SearchJob("", space, c.budget_macs(), c.params_limit(), [], None, None)
+    if over_budget(job, cheapest.macs, cheapest.params):
+        raise SearchError(f"the cheapest architecture of space {space.name!r} has "
+                          f"{_short(cheapest.macs)}MACs and {_short(cheapest.params)} params, over "
+                          f"the budget; raise --budget/--params-budget")
 
 
 def make_job(c: SearchConfig, *, evaluator=None, store=None, space=None, device=None,
@@ -215,28 +236,47 @@ def run_search(c: SearchConfig, *, evaluator=None, space=None, out=print) -> dic
         raise SearchError("an injected evaluator or space runs in one process; use workers=1")
     device = None
     if evaluator is None:
-        device = resolve_device(c.device)
+        device = resolve_device(c.device) if c.backend != "ray" else _ray_device(c)
     if space is None:
         from nas.spaces import load_space
 
         space = load_space(c.space)
+    check_budget(space, c)
     from nas.store import check_writable, normalize_url
 
     check_writable(normalize_url(c.storage))
     if evaluator is None:
+        _set_threads(c.threads)
         evaluator = TrainEvaluator(c, space.input_shape, device)
     printer = Progress(c.trials, out)
     job = make_job(c, evaluator=evaluator, space=space, progress=printer.trial)
     existed = open_study(job, c)
-    strategy = get_strategy("optuna", storage_url=job.store.url)
+    strategy = get_strategy(c.backend, storage_url=job.store.url, **_backend_options(c))
     prep = strategy.prepare(job)
     printer.start(job, existed, prep)
     t0 = time.monotonic()
     try:
-        summary = strategy.run(job) if c.workers == 1 else run_workers(c, job, printer)
+        summary = strategy.run(job) if c.workers == 1 or c.backend == "ray" \
+            else run_workers(c, job, printer)
     finally:
         job.store.close()
     return printer.finish(job, summary, time.monotonic() - t0)
+
+
+def _backend_options(c: SearchConfig) -> dict:
+    """Strategy options beyond the storage URL (Ray: resources, cluster, scheduler)."""
+    if c.backend != "ray":
+        return {}
+    return {"cpus_per_trial": c.cpus_per_trial, "gpus_per_trial": c.gpus_per_trial,
+            "ray_address": c.ray_address, "scheduler": c.scheduler, "max_epochs": c.epochs,
+            "max_concurrent": c.workers if c.workers > 1 else None}
+
+
+def _ray_device(c: SearchConfig) -> str:
+    """The device inside a Ray trial: 'auto' is cuda when the trial gets GPUs, else cpu."""
+    from nas.strategies.ray_backend import trial_device
+
+    return trial_device(c.device, c.gpus_per_trial)
 
 
 def run_workers(c: SearchConfig, job: SearchJob, printer: "Progress") -> RunSummary:
@@ -294,8 +334,9 @@ def _worker_main(config: dict, index: int) -> None:
     from nas.strategies.optuna_backend import OptunaStrategy
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    _die_with_parent()
     c = SearchConfig(**config)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // c.workers))
+    _set_threads(c.threads)
     job = make_job(c)
     try:
         summary = OptunaStrategy(storage_url=job.store.url, worker_index=index + 1).run(job)
@@ -303,6 +344,22 @@ def _worker_main(config: dict, index: int) -> None:
         job.store.close()
     if summary.interrupted:
         sys.exit(130)
+
+
+def _set_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the parent dies (a SIGKILLed search leaves no orphans)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _raise_interrupt(signum, frame):  # noqa: ANN001 - signal handler signature
@@ -475,26 +532,58 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--no-seeds", action="store_true", help="do not start from the classic nets")
     p.add_argument("--workers", type=int, default=d.workers, help="parallel worker processes")
+    p.add_argument("--threads", type=int, default=d.threads,
+                   help="torch threads per worker (1 is fastest for small nets on a busy machine)")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1")
     p.add_argument("--dashboard", help="dashboard HTML path (default dashboards/<study>.html)")
+    p.add_argument("--backend", default=d.backend, choices=("optuna", "ray"),
+                   help="optuna: trials in this process (--workers processes); ray: Ray Tune")
+    p.add_argument("--cpus-per-trial", type=float, default=d.cpus_per_trial, help="ray: CPUs per trial")
+    p.add_argument("--gpus-per-trial", type=float, default=d.gpus_per_trial,
+                   help="ray: GPUs per trial (fractional: 0.5 = two trials per GPU)")
+    p.add_argument("--ray-address", help="ray: join this cluster (auto, or HEAD_IP:6379, from a "
+                                         "cluster node); default: start a local one")
+    p.add_argument("--scheduler", default=d.scheduler, choices=("asha", "hyperband", "none"),
+                   help="ray: early stopping on per-epoch accuracy")
     return p
+
+
+def _glue_negative_values(argv: list[str]) -> list[str]:
+    """``--budget -1GFLOPs`` -> ``--budget=-1GFLOPs`` (argparse would read -1GFLOPs as a flag),
+    so a negative budget gets the budget's own error message."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in ("--budget", "--params-budget") and i + 1 < len(argv) \
+                and argv[i + 1].startswith("-") and not argv[i + 1].startswith("--"):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> SearchConfig:
     """Parse the command line into a :class:`SearchConfig`."""
-    a = parser().parse_args(argv)
+    a = parser().parse_args(_glue_negative_values(list(sys.argv[1:] if argv is None else argv)))
     return SearchConfig(space=a.space, budget=a.budget, params_budget=a.params_budget,
                         trials=a.trials, timeout=a.timeout, sampler=a.sampler,
                         objectives=[o.strip() for o in a.objectives.split(",") if o.strip()],
                         epochs=a.epochs, dataset=a.dataset, resolution=a.resolution,
                         limit=a.limit or None, batch_size=a.batch_size, lr=a.lr, proxy=a.proxy,
                         storage=a.storage, study=a.study, seed=a.seed, seeds=not a.no_seeds,
-                        workers=a.workers, device=a.device, dashboard=a.dashboard)
+                        workers=a.workers, threads=a.threads, device=a.device, dashboard=a.dashboard,
+                        backend=a.backend, cpus_per_trial=a.cpus_per_trial,
+                        gpus_per_trial=a.gpus_per_trial, ray_address=a.ray_address,
+                        scheduler=a.scheduler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; 0 on success, 2 on bad input, 130 when interrupted."""
-    c = config_from_args(argv)
+    try:
+        c = config_from_args(argv)
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2, one line printed)
+        return int(e.code or 0)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         result = run_search(c)

@@ -153,8 +153,12 @@ class OptunaStrategy(Strategy):
                 break
             trial = None
             try:
-                self._feed_startup(job, study, rng)
-                trial = study.ask()
+                try:
+                    self._feed_startup(job, study, rng)
+                    trial = study.ask()
+                except BaseException:
+                    job.store.release(slot)
+                    raise
                 outcome = self._one(job, study, trial, slot)
             except KeyboardInterrupt:
                 self._abandon(job, study, trial, slot)
