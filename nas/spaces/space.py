@@ -144,7 +144,8 @@ class SearchSpace:
 
         Feasible by construction (``sampling`` in the YAML): the ``stages`` (e.g. block and
         depths, then ratios) are drawn in order, a stage's draw kept when the configuration
-        completed with the cheapest values of the later parameters fits; the remaining
+        completed with the cheapest values of the later parameters fits (each ``cheapest``
+        value must cost no more than the other values, other things equal); the remaining
         parameters are drawn uniformly and, if the point is over budget, the ``shrink``
         parameters (widths) are scaled down together by the largest factor that fits. So
         depths keep close to their unconstrained distribution and widths absorb the budget.
@@ -159,14 +160,13 @@ class SearchSpace:
             raise SpaceError(f"space {self.name!r}: even its cheapest point costs "
                              f"{self.cost(self.complete_cheapest({}))}, over the budget; raise the budget")
         for _ in range(max_restarts):
-            params: dict | None = {}
-            for stage in self.stages:
-                params = self._draw_stage(rng, stage, params, ok, tries)
+            params: dict | None = self.active(self.draw(rng))
+            # at its narrowest this draw fits: every stage check would pass, skip them
+            if self.stages and not ok(self._scaled(params, 0.0)):
+                params = self._draw_stages(rng, params, ok, tries)
                 if params is None:
-                    break
-            if params is None:
-                continue
-            params = self.active(self.draw(rng, None, params))
+                    continue
+                params = self.active(self.draw(rng, None, params))
             if ok(params):
                 return params
             if self.shrink and ok(self._scaled(params, 0.0)):
@@ -175,13 +175,25 @@ class SearchSpace:
                          f"{max_restarts} restarts (cheapest point: {self.cost(self.complete_cheapest({}))}); "
                          "raise the budget")
 
-    def _draw_stage(self, rng: random.Random, stage: list[str], params: dict, ok, tries: int) -> dict | None:
-        """``params`` plus a draw of ``stage`` whose cheapest completion fits (None: none found)."""
-        for _ in range(tries):
-            trial = self.draw(rng, stage, params)
-            if ok(self.complete_cheapest(trial)):
-                return trial
-        return None
+    def _draw_stages(self, rng: random.Random, first: dict, ok, tries: int) -> dict | None:
+        """The stage parameters drawn stage by stage, each draw kept when its cheapest
+        completion fits (None: a stage found none). ``first`` is the first try while no
+        earlier stage had to be redrawn."""
+        params: dict = {}
+        for stage in self.stages:
+            for attempt in range(tries):
+                if first is not None and attempt == 0:
+                    trial = self.active({**params, **{k: first[k] for k in stage if k in first}})
+                    trial = self.draw(rng, stage, trial)   # stage parameters first left inactive
+                else:
+                    first = None
+                    trial = self.draw(rng, stage, params)
+                if ok(self.complete_cheapest(trial)):
+                    params = trial
+                    break
+            else:
+                return None
+        return params
 
     def _scaled(self, params: dict, alpha: float) -> dict:
         """``params`` with every active shrink parameter snapped down to ``alpha`` times its value
@@ -487,7 +499,7 @@ def _parse_seeds(seeds: Any, space: SearchSpace, fail) -> list[dict]:
         where = f"{space.path or '<space>'}: seeds.{s['name']}.params"
         params = space.check(s["params"], where)
         try:
-            space.build(params)
+            space.cost(params)
         except GenotypeError as e:
             raise fail(f"seeds.{s['name']}", f"does not build: {e}") from None
         out.append({"name": s["name"], "params": params, **({"zoo": s["zoo"]} if s.get("zoo") else {})})
