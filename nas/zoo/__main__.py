@@ -13,6 +13,7 @@ import argparse
 import fnmatch
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from nas.cost import count, human
@@ -103,8 +104,9 @@ def cmd_show(name: str, layer_rows: bool) -> str:
     header = ["layer" if layer_rows else "stage", "op" if layer_rows else "nodes", "output",
               "params", "MACs", "RF", "jump"]
     return "\n".join(head) + "\n\n" + _table(header, table) + (
-        "\nRF: receptive field in input pixels at the stage's last node; jump: its stride in "
-        "input pixels")
+        "\nRF: receptive field in input pixels at the " + ("layer" if layer_rows else "stage's last node")
+        + "; jump: distance between neighbouring outputs in input pixels"
+        + ("" if layer_rows else "; output: widest channels x resolution"))
 
 
 def _inference(g: Genotype) -> Genotype:
@@ -137,11 +139,14 @@ def cmd_export(name: str, fmt: str, output: str) -> str:
 
     module = compile(_inference(g)).eval()
     x = torch.zeros(1, *g.input_shape)
-    if fmt == "torchscript":
-        torch.jit.script(module).save(str(path))
-    else:
-        torch.onnx.export(module, (x,), str(path), dynamo=False, input_names=["input"],
-                          output_names=["logits"])
+    with warnings.catch_warnings():  # torch's notices about its legacy exporters
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        if fmt == "torchscript":
+            torch.jit.script(module).save(str(path))
+        else:
+            torch.onnx.export(module, (x,), str(path), dynamo=False, input_names=["input"],
+                              output_names=["logits"])
     return f"wrote {name} ({fmt}, inference graph) to {path}"
 
 

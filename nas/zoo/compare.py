@@ -84,11 +84,13 @@ class Comparison:
         return "exact" if status == "match" and (self.entry.exact or to_integer) else status
 
     def difference(self) -> str:
-        """A short text: '=' when every published figure matches, else the signed gaps."""
+        """A short text: the signed gaps of 0.05% or more (torchvision's figures: only those
+        that miss their printed digits), '=' when there are none."""
         if self.status == "unpublished":
             return "-"
         parts = [f"{label} {f.diff:+.1%}" for label, f in (("params", self.params), ("MACs", self.macs))
-                 if f.published is not None and f.status != "match"]
+                 if f.published is not None and abs(f.diff) >= 0.0005
+                 and not (self.entry.exact and f.status == "match")]
         return ", ".join(parts) or "="
 
 

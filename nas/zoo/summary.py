@@ -1,7 +1,8 @@
 """Stage and layer summaries of a genotype: cost and receptive field along the network.
 
-A stage is a run of consecutive nodes (in execution order, main path) whose outputs share
-one spatial resolution; flat outputs (after pooling and flattening) form the head.
+A stage is the set of main-path nodes whose outputs share one spatial resolution (in order
+of first appearance, so an inception module's strided and unstrided branches fall into
+their own resolutions); flat outputs (after pooling and flattening) form the head.
 """
 from __future__ import annotations
 
@@ -46,24 +47,19 @@ def _order(genotype: Genotype) -> list[str]:
 
 
 def stages(genotype: Genotype) -> list[Row]:
-    """Consecutive nodes grouped by output resolution, with their cost and the receptive
-    field at the group's last node."""
+    """Main-path nodes grouped by output resolution, with their cost, widest output
+    (channels x resolution) and the receptive field at the group's last node."""
     shapes, costs, fields = genotype.infer_shapes(), node_costs(genotype), receptive_field(genotype)
-    groups: list[list[str]] = []
+    groups: dict[tuple, list[str]] = {}
     for n in _order(genotype):
-        key = shapes[n][1:] if len(shapes[n]) == 3 else None
-        last = groups[-1][-1] if groups else None
-        prev = (shapes[last][1:] if len(shapes[last]) == 3 else None) if last else object()
-        if groups and key == prev:
-            groups[-1].append(n)
-        else:
-            groups.append([n])
+        groups.setdefault(shapes[n][1:] if len(shapes[n]) == 3 else (), []).append(n)
     rows = []
-    for nodes in groups:
+    for nodes in groups.values():
         first, last = _scope(nodes[0]), _scope(nodes[-1])
         spatial = len(shapes[nodes[-1]]) == 3
         rows.append(Row(first if first == last else f"{first} .. {last}",
-                        f"{len(nodes)} nodes", shapes[nodes[-1]],
+                        f"{len(nodes)} nodes",
+                        (max(shapes[n][0] for n in nodes), *shapes[nodes[-1]][1:]),
                         sum(costs[n][0] for n in nodes), sum(costs[n][1] for n in nodes),
                         fields[nodes[-1]].size if spatial else None,
                         fields[nodes[-1]].jump if spatial else None))
