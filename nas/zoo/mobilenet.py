@@ -82,7 +82,8 @@ V1_TABLE = {1.0: (4_200_000, 569_000_000), 0.75: (2_600_000, 325_000_000),
 
 for _w, (_p, _m) in V1_TABLE.items():
     _register("mobilenet_v1" if _w == 1.0 else f"mobilenet_v1_x{str(_w).replace('.', '_')}",
-              _v1(_w), V1_PAPER, family="mobilenet_v1", published_params=_p, published_macs=_m)
+              _v1(_w), V1_PAPER, family="mobilenet_v1", published_params=_p, published_macs=_m,
+              note=f"width {_w}; Table 6 prints params to 0.1M and mult-adds to 1M")
 
 
 @entry("mobilenet_v2", "mobilenet_v2", TV, published_params=3_504_872, published_macs=301_000_000,

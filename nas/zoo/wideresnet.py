@@ -48,7 +48,8 @@ def _register(depth: int, k: int, params: int) -> None:
     build.__doc__ = f"WRN-{depth}-{k} for CIFAR-10."
     ZOO.register(name, ZooEntry(name, "wide_resnet", build, PAPER, input_shape=CIFAR,
                                 num_classes=10, published_params=params,
-                                note=f"CIFAR-10, {(depth - 4) // 6} blocks per stage"))
+                                note=f"CIFAR-10, {(depth - 4) // 6} blocks per stage; the paper "
+                                     "prints params to 0.1M"))
 
 
 for (_d, _k), _p in TABLE.items():
