@@ -304,8 +304,9 @@ def test_cli_export_json_onnx_torchscript(tmp_path, capsys):
     onnx.checker.check_model(model)
     g = zoo.build("mobilenet_v1_x0_25")
     assert [n.op_type for n in model.graph.node].count("Conv") == [g.op(n) for n in g].count("conv")
-    assert main(["export", "mobilenet_v1_x0_25", "--format", "torchscript", "-o", str(tmp_path / "m.pt")]) == 0
-    scripted = torch.jit.load(str(tmp_path / "m.pt"))
+    pt = str(tmp_path / "m.pt")
+    assert main(["export", "mobilenet_v1_x0_25", "--format", "torchscript", "-o", pt]) == 0
+    scripted = torch.jit.load(pt)
     assert scripted(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
     assert main(["export", "resnet18", "-o", str(tmp_path / "missing" / "x.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
