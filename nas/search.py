@@ -459,12 +459,15 @@ def pareto_table(front: list[dict], metric: str = "accuracy") -> str:
     if not front:
         return "Pareto front: no completed trial yet"
     key = "proxy_score" if metric != "accuracy" else "accuracy"
+    latency = any(t.get("latency_ms") is not None for t in front)
     rows = [f"Pareto front ({metric} vs MACs; MACs = multiply-accumulates at the target spec):",
-            f"{'trial':>6} {metric:>10} {'MACs':>10} {'params':>10} {'latency':>9}  seed"]
+            f"{'trial':>6} {metric:>10} {'MACs':>10} {'params':>10}"
+            f"{'   latency' if latency else ''}  seed"]
     for t in front:
         lat = f"{t['latency_ms']:.1f}ms" if t.get("latency_ms") is not None else "-"
         rows.append(f"{t['number']:>6} {t[key]:>10.4f} {human(t['target_macs']):>10} "
-                    f"{human(t['target_params']):>10} {lat:>9}  {t.get('seed_name') or ''}")
+                    f"{human(t['target_params']):>10}{f' {lat:>9}' if latency else ''}  "
+                    f"{t.get('seed_name') or ''}")
     return "\n".join(rows)
 
 
@@ -476,7 +479,7 @@ def render_dashboard(url: str, study: str, out_path: str | None) -> str:
         return "dashboard: nas.dashboard.render is not available in this install; " \
                "the results are in the database"
     try:
-        return f"dashboard: {render(url, studies=[study], out_path=out_path)}"
+        return f"dashboard: {Path(render(url, studies=[study], out_path=out_path)).resolve()}"
     except NasError as e:
         return f"dashboard: not written ({e})"
 

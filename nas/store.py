@@ -162,18 +162,34 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def sqlite_pragmas(dbapi_conn, foreign_keys: bool = True) -> None:
+    """WAL journal (readers never block the writer), busy timeout, no fsync per commit
+    (synchronous=NORMAL is durable against process crashes in WAL mode), foreign keys on."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    if foreign_keys:
+        cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def sqlite_connect(path: Path):
+    """A sqlite3 connection to ``path`` with :func:`sqlite_pragmas` applied (for Optuna)."""
+    import sqlite3
+
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    sqlite_pragmas(conn, foreign_keys=False)  # Optuna's schema, Optuna's rules
+    return conn
+
+
 def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):  # noqa: ANN001 - SQLAlchemy event signature
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (pysqlite's is lazy)
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
+        sqlite_pragmas(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # noqa: ANN001

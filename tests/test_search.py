@@ -99,13 +99,17 @@ def test_loop_stores_every_trial_seeds_first_and_skips_over_budget(tmp_path):
     assert len(done) == 6 and result["summary"]["complete"] == 6
     assert trials[0]["seed_name"] == "small" and not any(t["seed_name"] == "big" for t in trials)
     assert len(ev.calls) == 6                             # over-budget points are never trained
+    space = TinySpace()
     for t in trials:
-        g = Genotype.from_json(t["genotype"])
-        c = count(g)
+        c = count(space.build(t["params"]))
         assert (t["target_macs"], t["target_params"]) == (c.macs, c.params)
-        assert t["genotype_hash"] == g.canonical_hash()
         assert t["feasible"] == (c.macs <= 300_000)
         assert t["state"] == ("COMPLETE" if t["feasible"] else "PRUNED")
+        if t["feasible"]:
+            g = Genotype.from_json(t["genotype"])
+            assert g == space.build(t["params"]) and t["genotype_hash"] == g.canonical_hash()
+        else:                                         # over budget: never built
+            assert t["genotype"] is None and t["error"].startswith("over budget")
     assert all(t["epochs"][0]["val_accuracy"] == t["accuracy"] for t in done)
     assert "RUNNING" not in _optuna_states(tmp_path / "s.db")
     assert len(_optuna_states(tmp_path / "s.db")) == len(trials)

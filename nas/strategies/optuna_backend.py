@@ -57,13 +57,14 @@ for _name, _factory in (("tpe", _tpe), ("nsga2", _nsga2), ("nsga3", _nsga3), ("r
 
 
 def rdb_storage(url: str):
-    """Optuna RDB storage on ``url`` (SQLite gets the same busy timeout as the nas tables)."""
+    """Optuna RDB storage on ``url``; on SQLite its connections get the nas store's settings
+    (WAL, synchronous=NORMAL, busy timeout), which Optuna does not set itself."""
     import optuna
-    from nas.store import BUSY_TIMEOUT_MS
 
-    kwargs = {}
-    if make_url(url).get_backend_name() == "sqlite":
-        kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000}}
+    from nas.store import sqlite_connect, sqlite_path
+
+    path = sqlite_path(url) if make_url(url).get_backend_name() == "sqlite" else None
+    kwargs = {"creator": lambda: sqlite_connect(path)} if path is not None else {}
     return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
@@ -75,6 +76,7 @@ class OptunaStrategy(Strategy):
     def __init__(self, storage_url: str | None = None, worker_index: int = 0):
         self.storage_url = storage_url
         self.worker_index = worker_index
+        self._startup_done = False
 
     def study(self, job: SearchJob):
         """Create or load the Optuna study of ``job``."""
@@ -185,11 +187,11 @@ class OptunaStrategy(Strategy):
         from optuna.trial import TrialState
 
         startup = STARTUP.get(job.sampler, 0)
-        if not startup or not hasattr(job.space, "sample"):
-            return
-        if job.budget_macs is None and job.params_budget is None:
+        if self._startup_done or not startup or not hasattr(job.space, "sample") \
+                or (job.budget_macs is None and job.params_budget is None):
             return
         if job.store.count(job.study) > startup:
+            self._startup_done = True
             return
         if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             return  # seeds or retries go first

@@ -456,6 +456,11 @@ class RayStrategy(Strategy):
         if not cpus_per_trial > 0 or gpus_per_trial < 0:
             raise RayBackendError(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0, got "
                                   f"{cpus_per_trial:g} and {gpus_per_trial:g}")
+        if ray_address and ray_address.startswith("ray://"):
+            raise RayBackendError(
+                f"--ray-address {ray_address}: Ray Client runs Tune on the head node, away from "
+                "this process's store; run the search on a cluster node with --ray-address auto "
+                "(or HEAD_IP:6379)")
         if max_concurrent is not None and max_concurrent < 1:
             raise RayBackendError(f"max_concurrent must be >= 1, got {max_concurrent}")
         self.storage_url = storage_url
@@ -491,9 +496,11 @@ class RayStrategy(Strategy):
                 tuner.fit()
             except KeyboardInterrupt:
                 summary.interrupted = True
+            finally:
+                abandoned = book.abandon()
             # With num_samples=-1 a run ends normally only when the searcher says FINISHED
             # (which sets stop_reason); anything else is Tune stopping on Ctrl-C.
-            if book.abandon() or not summary.stop_reason:
+            if abandoned or not summary.stop_reason:
                 summary.interrupted = True
             if summary.interrupted:
                 summary.stop_reason = "interrupted"
@@ -610,7 +617,7 @@ def _connect(address: str | None) -> bool:
     except (ConnectionError, ValueError, RuntimeError) as e:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
         raise RayBackendError(f"cannot start or join {where}: {str(e).splitlines()[0]}; check "
-                              "--ray-address (e.g. ray://head:10001 or auto)") from None
+                              "--ray-address (auto, or HEAD_IP:6379 from a cluster node)") from None
     return True
 
 

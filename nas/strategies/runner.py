@@ -56,17 +56,18 @@ def run_trial(job: SearchJob, slot: int, number: int, params: dict, *,
     """
     store = job.store
     started = False
+    ids = {"params": params, "seed_name": seed_name, "retry_of": retry_of}
     try:
-        genotype = job.space.build(params)
-        cost = count(genotype)
+        cost = _cost(job.space, params)
         metrics = {"target_params": cost.params, "target_macs": cost.macs}
-        store.start(slot, number, params=params, seed_name=seed_name, retry_of=retry_of,
-                    genotype=genotype.to_json(), genotype_hash=genotype.canonical_hash(), **metrics)
-        started = True
         reason = over_budget(job, cost.macs, cost.params)
-        if reason:
-            store.finish(slot, "PRUNED", error=reason, feasible=False)
+        if reason:  # never built nor trained: one write, the sampler still learns the constraint
+            store.finish(slot, "PRUNED", error=reason, feasible=False, number=number, **ids, **metrics)
             return Outcome("PRUNED", feasible=False, metrics=metrics, error=reason)
+        genotype = job.space.build(params)
+        store.start(slot, number, **ids, genotype=genotype.to_json(),
+                    genotype_hash=genotype.canonical_hash(), **metrics)
+        started = True
         result = dict(job.evaluator(genotype, report or (lambda e, a: None)))
         metrics.update({k: v for k, v in result.items() if k != "epochs"})
         values = objective_values(job, metrics)
@@ -78,16 +79,24 @@ def run_trial(job: SearchJob, slot: int, number: int, params: dict, *,
         return Outcome("PRUNED", error=str(e))
     except KeyboardInterrupt:
         if not started:
-            store.start(slot, number, params=params, seed_name=seed_name, retry_of=retry_of)
+            store.start(slot, number, **ids)
         store.finish(slot, "FAIL", error="interrupted by the user (Ctrl-C); retried on resume",
                      interrupted=True)
         raise
     except Exception as e:  # noqa: BLE001 - any evaluator failure is data, the search goes on
         message = f"{type(e).__name__}: {e}"
         if not started:
-            store.start(slot, number, params=params, seed_name=seed_name, retry_of=retry_of)
+            store.start(slot, number, **ids)
         store.finish(slot, "FAIL", error=message + "\n" + _where(e))
         return Outcome("FAIL", error=message)
+
+
+def _cost(space, params: dict):
+    """The target-spec cost of a point: the space's (cached, already computed when the
+    sampler proposed it) or counted from the built genotype."""
+    if hasattr(space, "cost"):
+        return space.cost(params)
+    return count(space.build(params))
 
 
 _METRICS = ("accuracy", "proxy_score", "latency_ms", "proxy_params", "proxy_macs")
