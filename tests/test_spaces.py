@@ -258,5 +258,6 @@ def test_space_from_plain_data_round_trip(resnet_like):
     from nas.spaces.space import space_from_dict
 
     again = space_from_dict(resnet_like.to_dict(), resnet_like.path)
-    assert again.size() == resnet_like.size()
+    assert again.to_dict() == resnet_like.to_dict() and again.size() == resnet_like.size()
+    assert again.params == resnet_like.params and again.shrink == resnet_like.shrink
     assert [s.params for s in again.seeds()] == [s.params for s in resnet_like.seeds()]

@@ -149,6 +149,10 @@ class Param:
                 out["log"] = True
         if self.when:
             out["when"] = {k: list(v) for k, v in self.when.items()}
+        if self.cheapest is not None:
+            out["cheapest"] = self.cheapest
+        if self.doc:
+            out["doc"] = self.doc
         return out
 
 

@@ -1,6 +1,6 @@
 """Sampling a search space under a FLOP budget: feasibility, depth distribution, speed.
 
-    python experiments/benchmarks/spaces_sampling.py [--space resnet_like] [--budget 2GFLOPs]
+    python experiments/benchmarks/bench_spaces_sampling.py [--space resnet_like] [--budget 2GFLOPs]
                                                      [-n 1000] [--tpe-trials 150] [--seed 0]
 
 For ``n`` configurations each it reports (MACs = multiply-accumulates, "FLOPs" in papers):
