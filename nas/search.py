@@ -404,7 +404,7 @@ class Progress:
 
     def trial(self, t: dict) -> None:
         """Print one finished trial (an outcome dict or a stored trial row)."""
-        counted = t.get("feasible", True) and t["state"] != "PRUNED" and not t.get("interrupted")
+        counted = t.get("feasible", True) and not t.get("interrupted")
         self.done_now += counted
         self._best(t)
         done = self.done_before + self.done_now

@@ -306,11 +306,10 @@ class TrialStore:
 
     @staticmethod
     def _count(s: Session, sid: int) -> int:
-        """Trials that use up the trial limit: running, or evaluated (not over budget, not
-        interrupted, not pruned)."""
+        """Trials that use up the trial limit: running or evaluated (stopped early by a
+        pruner included), not over budget, not interrupted."""
         q = select(func.count()).select_from(TrialRow).where(
-            TrialRow.study_id == sid, TrialRow.interrupted.is_(False), TrialRow.feasible.is_(True),
-            TrialRow.state.in_(("RUNNING", "COMPLETE", "FAIL")))
+            TrialRow.study_id == sid, TrialRow.interrupted.is_(False), TrialRow.feasible.is_(True))
         return s.scalar(q) or 0
 
     def release(self, slot: int) -> None:

@@ -160,6 +160,28 @@ def test_ctrl_c_leaves_a_consistent_store_and_the_trial_is_retried(tmp_path):
     assert sum(t["state"] == "COMPLETE" for t in trials) == 6
 
 
+class Declining(FakeEvaluator):
+    """Two epochs; later trials do worse at epoch 1, so the median pruner stops them."""
+
+    def __call__(self, genotype, on_epoch):
+        self.calls.append(genotype)
+        acc = 1.0 / len(self.calls)
+        on_epoch(1, acc)
+        on_epoch(2, acc)
+        return {"accuracy": acc}
+
+
+def test_single_objective_reports_epochs_and_prunes(tmp_path):
+    ev = Declining()
+    run_search(_config(tmp_path, objectives=["accuracy"], trials=9, budget=None, sampler="random"),
+               evaluator=ev, space=TinySpace(), out=lambda s: None)
+    trials = TrialStore(tmp_path / "s.db").trials("t")
+    pruned = [t for t in trials if t["state"] == "PRUNED"]
+    assert len(trials) == 9 and pruned and all(t["number"] >= 5 for t in pruned)
+    assert all(t["error"].startswith("pruned: epoch 1") for t in pruned)
+    assert {"PRUNED", "COMPLETE"} == set(_optuna_states(tmp_path / "s.db"))
+
+
 def test_reusing_a_study_name_with_other_settings_is_an_error(tmp_path):
     run_search(_config(tmp_path, trials=1), evaluator=FakeEvaluator(), space=TinySpace(), out=lambda s: None)
     before = TrialStore(tmp_path / "s.db").trials("t")
@@ -296,3 +318,26 @@ def test_parallel_workers_share_the_store(tmp_path):
     trials = TrialStore(db).trials("w")
     workers = {t["worker"] for t in trials}
     assert sum(t["state"] == "COMPLETE" for t in trials) == 4 and len(workers) == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_parallel_workers_stops_cleanly_and_resumes(tmp_path):
+    db = tmp_path / "s.db"
+    argv = [*TINY_CLI, "--trials", "4", "--workers", "2", "--storage", str(db), "--study", "c",
+            "--dashboard", str(tmp_path / "d.html")]
+    proc = subprocess.Popen([sys.executable, "-m", "nas.search", *argv], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    _wait_for_running(db, proc)
+    os.killpg(proc.pid, signal.SIGINT)              # what Ctrl-C in a terminal sends
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    trials = TrialStore(db).trials("c")
+    assert "RUNNING" not in {t["state"] for t in trials}
+    assert "RUNNING" not in _optuna_states(db, "c")
+    stopped = [t for t in trials if t["interrupted"]]
+    assert stopped and all(t["state"] == "FAIL" for t in stopped)
+    assert main(argv) == 0
+    after = TrialStore(db).trials("c")
+    assert sum(t["state"] == "COMPLETE" for t in after) == 4
+    assert {t["number"] for t in stopped} <= {t["retry_of"] for t in after}

@@ -101,11 +101,12 @@ def test_claims_respect_the_limit_and_what_counts(tmp_path):
     _trial(store, 1, "PRUNED", feasible=False)        # over budget: not counted
     _trial(store, 2, "FAIL", interrupted=True)        # interrupted: retried, not counted
     _trial(store, 3, "FAIL")                          # a real failure counts
-    assert store.count("s") == 2
-    a = store.claim("s", 3, worker_id())
-    assert a is not None and store.claim("s", 3, worker_id()) is None
+    _trial(store, 4, "PRUNED")                        # stopped early by a pruner counts
+    assert store.count("s") == 3
+    a = store.claim("s", 4, worker_id())
+    assert a is not None and store.claim("s", 4, worker_id()) is None
     store.release(a)
-    assert store.count("s") == 2 and store.claim("s", 3, worker_id()) is not None
+    assert store.count("s") == 3 and store.claim("s", 4, worker_id()) is not None
 
 
 def _claim_loop(url, n, out):
