@@ -9,7 +9,8 @@
 CLI: ``python -m nas.spaces list | show NAME [--budget 2GFLOPs]``.
 """
 from nas.spaces.params import Param, SpaceError
-from nas.spaces.space import Seed, SearchSpace, fits, list_spaces, load_space, violations
+from nas.spaces.loader import list_spaces, load_space, space_from_dict
+from nas.spaces.space import Seed, SearchSpace, fits, violations
 
-__all__ = ["Param", "Seed", "SearchSpace", "SpaceError", "fits", "list_spaces", "load_space",
+__all__ = ["Param", "Seed", "SearchSpace", "SpaceError", "fits", "list_spaces", "load_space", "space_from_dict",
            "violations"]

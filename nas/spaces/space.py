@@ -7,8 +7,6 @@ feasible by construction under a budget).
 """
 from __future__ import annotations
 
-import inspect
-import math
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,14 +14,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nas.cost import Cost, count
-from nas.errors import GenotypeError
 from nas.genotype import Genotype
-from nas.spaces.params import Param, SpaceError, parse_param
+from nas.spaces.params import Param, SpaceError
 
-SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
-TOP_KEYS = ("name", "description", "target", "builder", "fixed", "parameters", "sampling", "seeds")
-DEFAULT_TARGET = {"input_shape": (3, 224, 224), "num_classes": 1000}
-CONSTRAINT_KEYS = ("macs", "params")   # trial.set_constraint keys; <= 0 is feasible
 
 
 @dataclass(frozen=True)
@@ -49,7 +42,7 @@ def violations(cost: Cost, budget_macs: int | None, params_budget: int | None) -
 
 def fits(cost: Cost, budget_macs: int | None, params_budget: int | None = None) -> bool:
     """Whether ``cost`` is within both budgets (None: no budget)."""
-    return all(v <= 0 for v in violations(cost, budget_macs, params_budget).values())
+    return (not budget_macs or cost.macs <= budget_macs) and (not params_budget or cost.params <= params_budget)
 
 
 class SearchSpace:
@@ -337,170 +330,8 @@ def _key(params: dict) -> tuple:
     return tuple(sorted(params.items()))
 
 
-# ---------------------------------------------------------------- loading
-def list_spaces(directory: Path | None = None) -> list[str]:
-    """Names of the spaces shipped in ``search_spaces/``."""
-    return sorted(p.stem for p in (directory or SPACES_DIR).glob("*.yaml"))
-
-
-def load_space(name_or_path: str | Path) -> SearchSpace:
-    """Load a space by name (``search_spaces/<name>.yaml``) or from a YAML path; a bad file
-    raises :class:`SpaceError` naming the file and the key."""
-    path = _resolve(name_or_path)
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpaceError(f"{path}: YAML syntax error{at}: {problem}; fix the file") from None
-    except OSError as e:
-        raise SpaceError(f"{path}: cannot read: {e.strerror}") from None
-    return space_from_dict(data, path)
-
-
-def _resolve(name_or_path: str | Path) -> Path:
-    text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or "/" in text or Path(text).is_file():
-        path = Path(text)
-        if not path.is_file():
-            raise SpaceError(f"{path}: no such space file; give an existing .yaml path or one of "
-                             f"{', '.join(list_spaces())}")
-        return path
-    path = SPACES_DIR / f"{text}.yaml"
-    if not path.is_file():
-        from nas.registry import closest
-
-        near = closest(text, list_spaces())
-        hint = f"did you mean {', '.join(near)}?" if near else f"known: {', '.join(list_spaces())}"
-        raise SpaceError(f"unknown search space {text!r}; {hint} (or give a path to a .yaml file)")
-    return path
-
-
 def space_from_dict(data: Any, path: Path | None = None) -> SearchSpace:
-    """Build and check a :class:`SearchSpace` from parsed YAML (``path`` names it in errors)."""
-    where = str(path) if path else "<space>"
+    """A checked :class:`SearchSpace` from plain data (see :func:`nas.spaces.loader.space_from_dict`)."""
+    from nas.spaces.loader import space_from_dict as load
 
-    def fail(key: str, msg: str) -> SpaceError:
-        return SpaceError(f"{where}: {key}: {msg}")
-
-    if not isinstance(data, dict):
-        raise SpaceError(f"{where}: a space file is a YAML mapping with keys {', '.join(TOP_KEYS)}")
-    extra = sorted(set(data) - set(TOP_KEYS))
-    if extra:
-        raise fail(extra[0], f"unknown top-level key; allowed: {', '.join(TOP_KEYS)}")
-    name = data.get("name", path.stem if path else None)
-    if not isinstance(name, str) or not name:
-        raise fail("name", "must be a non-empty string")
-    input_shape, num_classes = _parse_target(data.get("target", {}), fail)
-    builder_name, fn = _parse_builder(data.get("builder"), fail)
-    params = _parse_params(data.get("parameters"), where)
-    fixed = data.get("fixed", {}) or {}
-    if not isinstance(fixed, dict):
-        raise fail("fixed", "must map builder arguments to constant values")
-    _check_signature(fn, builder_name, params, fixed, fail)
-    stages, shrink = _parse_sampling(data.get("sampling", {}), params, fail)
-    space = SearchSpace(name, path, builder_name, params, input_shape=input_shape,
-                        num_classes=num_classes, fixed=fixed, stages=stages, shrink=shrink,
-                        description=str(data.get("description", "")).strip())
-    space._seed_points = _parse_seeds(data.get("seeds", []), space, fail)
-    return space
-
-
-def _parse_target(target: Any, fail) -> tuple[tuple, int]:
-    if not isinstance(target, dict) or set(target) - set(DEFAULT_TARGET):
-        raise fail("target", "must be a mapping with input_shape: [C, H, W] and num_classes: N")
-    shape = target.get("input_shape", DEFAULT_TARGET["input_shape"])
-    if (not isinstance(shape, (list, tuple)) or len(shape) != 3
-            or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape)):
-        raise fail("target.input_shape", f"must be [C, H, W] of positive ints, got {shape!r}")
-    classes = target.get("num_classes", DEFAULT_TARGET["num_classes"])
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        raise fail("target.num_classes", f"must be a positive int, got {classes!r}")
-    return tuple(shape), classes
-
-
-def _parse_builder(name: Any, fail) -> tuple[str, Callable]:
-    from nas.spaces.builders import BUILDERS
-
-    if not isinstance(name, str):
-        raise fail("builder", f"must name a registered builder: {', '.join(BUILDERS.names())}")
-    if name not in BUILDERS:
-        raise fail("builder", BUILDERS.miss_message(name))
-    return name, BUILDERS.get(name)
-
-
-def _parse_params(spec: Any, where: str) -> list[Param]:
-    if not isinstance(spec, dict) or not spec:
-        raise SpaceError(f"{where}: parameters: must be a non-empty mapping name -> "
-                         "{type, range or choices}")
-    params: list[Param] = []
-    for name, p in spec.items():
-        params.append(parse_param(str(name), p, f"{where}: parameters.{name}", [q.name for q in params]))
-    return params
-
-
-def _check_signature(fn: Callable, builder: str, params: list[Param], fixed: dict, fail) -> None:
-    sig = inspect.signature(fn)
-    takes = {n for n, p in sig.parameters.items()
-             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {"input_shape", "num_classes"}
-    for key, names in (("parameters", [p.name for p in params]), ("fixed", list(fixed))):
-        for n in names:
-            if n not in takes:
-                raise fail(f"{key}.{n}", f"builder {builder!r} does not take {n!r}; it takes "
-                                         f"{', '.join(sorted(takes))}")
-    both = sorted({p.name for p in params} & set(fixed))
-    if both:
-        raise fail(f"fixed.{both[0]}", "is both a parameter and fixed; keep one")
-    given = {p.name for p in params} | set(fixed)
-    for n, p in sig.parameters.items():
-        if p.default is inspect.Parameter.empty and n not in given | {"input_shape", "num_classes"}:
-            raise fail("parameters", f"builder {builder!r} needs {n!r}; declare it as a "
-                                     "parameter or under fixed")
-
-
-def _parse_sampling(sampling: Any, params: list[Param], fail) -> tuple[list[list[str]], list[str]]:
-    if not isinstance(sampling, dict) or set(sampling) - {"stages", "shrink"}:
-        raise fail("sampling", "must be a mapping with 'stages' (a list of lists of parameter "
-                               "names) and/or 'shrink' (a list of numeric parameter names)")
-    by_name = {p.name: p for p in params}
-    stages, shrink = sampling.get("stages", []), sampling.get("shrink", [])
-    if not isinstance(stages, list) or not all(isinstance(s, list) for s in stages):
-        raise fail("sampling.stages", "must be a list of lists of parameter names")
-    if not isinstance(shrink, list):
-        raise fail("sampling.shrink", "must be a list of parameter names")
-    seen: list[str] = []
-    for key, names in [(f"sampling.stages[{i}]", s) for i, s in enumerate(stages)] + [("sampling.shrink", shrink)]:
-        for n in names:
-            if n not in by_name:
-                raise fail(key, f"unknown parameter {n!r}")
-            if n in seen:
-                raise fail(key, f"parameter {n!r} is listed twice")
-            seen.append(n)
-    for n in shrink:
-        if by_name[n].kind not in ("int", "float") and any(
-                isinstance(v, (bool, str)) for v in by_name[n].values()):
-            raise fail("sampling.shrink", f"parameter {n!r} must be numeric to shrink")
-    return [list(s) for s in stages], list(shrink)
-
-
-def _parse_seeds(seeds: Any, space: SearchSpace, fail) -> list[dict]:
-    if not isinstance(seeds, list):
-        raise fail("seeds", "must be a list of {name, params, zoo (optional)}")
-    out = []
-    for i, s in enumerate(seeds):
-        if not isinstance(s, dict) or not isinstance(s.get("name"), str) or not isinstance(s.get("params"), dict):
-            raise fail(f"seeds[{i}]", "must be a mapping with name: str and params: {...}")
-        extra = sorted(set(s) - {"name", "params", "zoo"})
-        if extra:
-            raise fail(f"seeds.{s['name']}.{extra[0]}", "unknown key; allowed: name, params, zoo")
-        where = f"{space.path or '<space>'}: seeds.{s['name']}.params"
-        params = space.check(s["params"], where)
-        try:
-            space.cost(params)
-        except GenotypeError as e:
-            raise fail(f"seeds.{s['name']}", f"does not build: {e}") from None
-        out.append({"name": s["name"], "params": params, **({"zoo": s["zoo"]} if s.get("zoo") else {})})
-    return out
+    return load(data, path)
