@@ -341,3 +341,12 @@ def test_ctrl_c_on_parallel_workers_stops_cleanly_and_resumes(tmp_path):
     after = TrialStore(db).trials("c")
     assert sum(t["state"] == "COMPLETE" for t in after) == 4
     assert {t["number"] for t in stopped} <= {t["retry_of"] for t in after}
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "random", "gp"])
+def test_every_sampler_runs_within_the_budget(tmp_path, sampler):
+    run_search(_config(tmp_path, sampler=sampler, trials=4), evaluator=FakeEvaluator(),
+               space=TinySpace(), out=lambda s: None)
+    trials = TrialStore(tmp_path / "s.db").trials("t")
+    done = [t for t in trials if t["state"] == "COMPLETE"]
+    assert len(done) == 4 and all(t["target_macs"] <= 300_000 for t in done)
