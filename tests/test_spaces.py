@@ -261,3 +261,22 @@ def test_space_from_plain_data_round_trip(resnet_like):
     assert again.to_dict() == resnet_like.to_dict() and again.size() == resnet_like.size()
     assert again.params == resnet_like.params and again.shrink == resnet_like.shrink
     assert [s.params for s in again.seeds()] == [s.params for s in resnet_like.seeds()]
+
+
+# ---------------------------------------------------------------- parameters
+def test_parameter_kinds_values_and_conditions():
+    from nas.spaces.params import parse_param
+
+    f = parse_param("f", {"type": "float", "low": 0.1, "high": 0.5, "step": 0.1}, "w", [])
+    assert f.values() == (0.1, 0.2, 0.3, 0.4, 0.5) and f.contains(0.3) and not f.contains(0.35)
+    i = parse_param("i", {"type": "int", "low": 8, "high": 64, "log": True}, "w", [])
+    assert i.size() == 57 and all(8 <= i.draw(random.Random(k)) <= 64 for k in range(50))
+    assert not i.contains(True) and not i.contains(8.0)
+    c = parse_param("c", {"type": "categorical", "choices": [1, 2], "when": {"b": ["x", "y"]}}, "w", ["b"])
+    assert c.active({"b": "y"}) and not c.active({"b": "z"}) and not c.active({})
+    with pytest.raises(SpaceError, match="w.step: high - low"):
+        parse_param("s", {"type": "int", "low": 1, "high": 10, "step": 4}, "w", [])
+    with pytest.raises(SpaceError, match="w.cheapest: 3 is not a value"):
+        parse_param("s", {"type": "categorical", "choices": [1, 2], "cheapest": 3}, "w", [])
+    with pytest.raises(SpaceError, match="w.choices: must be a non-empty list"):
+        parse_param("s", {"type": "categorical", "choices": []}, "w", [])

@@ -57,15 +57,15 @@ class Param:
         return math.inf if vals is None else len(vals)
 
     def contains(self, value: Any) -> bool:
-        """Whether ``value`` is one of this parameter's values."""
+        """Whether ``value`` is one of this parameter's values (a float: within the range, on
+        its step grid if it has one)."""
         if self.kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return False
             if self.step is None:
                 return self.low <= value <= self.high
-        vals = self.values()
-        return any(type(v) is type(value) and v == value for v in vals) or (
-            self.kind == "float" and any(math.isclose(v, value, rel_tol=0, abs_tol=1e-9) for v in vals))
+            return any(math.isclose(v, value, rel_tol=0, abs_tol=1e-9) for v in self.values())
+        return any(type(v) is type(value) and v == value for v in self.values())
 
     def default_cheapest(self) -> Any:
         """The value assumed to cost least when completing a partial configuration."""
