@@ -90,7 +90,7 @@ def overhead(tmp: Path, trials: int, no_reuse_trials: int) -> dict:
     return out
 
 
-def search(tmp: Path, trials: int, epochs: int, limit: int) -> dict:
+def search(tmp: Path, trials: int, epochs: int, limit: int, resolution: int) -> dict:
     """Wall seconds of one small training search per backend (Ray starts its own cluster)."""
     from nas.search import run_search
 
@@ -98,7 +98,8 @@ def search(tmp: Path, trials: int, epochs: int, limit: int) -> dict:
     runs = {"optuna": {}, "ray_asha": {"backend": "ray", "scheduler": "asha"},
             "ray_fifo": {"backend": "ray", "scheduler": "none"}}
     for name, kw in runs.items():
-        c = _config(tmp, f"search-{name}", trials, epochs=epochs, limit=limit, device="cpu", **kw)
+        c = _config(tmp, f"search-{name}", trials, epochs=epochs, limit=limit,
+                    resolution=resolution, device="cpu", **kw)
         t0 = time.perf_counter()
         result = run_search(c, out=lambda line: None)
         s = result["summary"]
@@ -115,29 +116,32 @@ def main() -> None:
     ap.add_argument("--no-reuse-trials", type=int, default=12)
     ap.add_argument("--search-trials", type=int, default=6)
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--limit", type=int, default=1000, help="MNIST images (train + val)")
+    ap.add_argument("--limit", type=int, default=400, help="MNIST images (train + val)")
+    ap.add_argument("--resolution", type=int, default=16, help="proxy input size")
+    ap.add_argument("--skip-noop", action="store_true")
     ap.add_argument("--skip-search", action="store_true")
     a = ap.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        o = overhead(tmp, a.noop_trials, a.no_reuse_trials)
         print(f"load average at start: {load:.1f} on {os.cpu_count()} CPUs (figures are noisy above ~2)")
-        print(f"\n1) per-trial cost, no-op evaluator, resnet_like, no budget (marginal cost between "
-              f"a run of N/4 and one of N trials; fixed = the rest of the N-trial run):")
-        base = o["optuna"][0]
-        print(f"  optuna backend (in process, N={a.noop_trials:3d})  {1000 * base:8.1f} ms/trial   1.00x"
-              f"   fixed {o['optuna'][1]:5.1f} s")
-        for key, n in (("ray_reuse_on", a.noop_trials), ("ray_reuse_off", a.no_reuse_trials)):
-            per, fixed = o[key]
-            print(f"  {key.replace('_', ' '):<16} (2 CPUs, N={n:3d})  {1000 * per:8.1f} ms/trial "
-                  f"{per / base:6.2f}x   fixed {fixed:5.1f} s   Ray adds {1000 * (per - base):7.1f} ms/trial")
-        print(f"  ray.init (local, 2 CPUs), once            {o['ray_startup_s']:8.1f} s")
+        if not a.skip_noop:
+            o = overhead(tmp, a.noop_trials, a.no_reuse_trials)
+            print(f"\n1) per-trial cost, no-op evaluator, resnet_like, no budget (marginal cost between "
+                  f"a run of N/4 and one of N trials; fixed = the rest of the N-trial run):")
+            base = o["optuna"][0]
+            print(f"  optuna backend (in process, N={a.noop_trials:3d})  {1000 * base:8.1f} ms/trial   1.00x"
+                  f"   fixed {o['optuna'][1]:5.1f} s")
+            for key, n in (("ray_reuse_on", a.noop_trials), ("ray_reuse_off", a.no_reuse_trials)):
+                per, fixed = o[key]
+                print(f"  {key.replace('_', ' '):<16} (2 CPUs, N={n:3d})  {1000 * per:8.1f} ms/trial "
+                      f"{per / base:6.2f}x   fixed {fixed:5.1f} s   Ray adds {1000 * (per - base):7.1f} ms/trial")
+            print(f"  ray.init (local, 2 CPUs), once            {o['ray_startup_s']:8.1f} s")
         if a.skip_search:
             return
-        s = search(tmp, a.search_trials, a.epochs, a.limit)
+        s = search(tmp, a.search_trials, a.epochs, a.limit, a.resolution)
         print(f"\n2) small search: --trials {a.search_trials} --epochs {a.epochs} --limit {a.limit} "
+              f"--resolution {a.resolution} "
               "--budget 2GFLOPs --sampler random (wall time incl. Ray start-up):")
         for name, r in s.items():
             print(f"  {name:<9} {r['seconds']:7.1f} s {r['seconds'] / s['optuna']['seconds']:6.2f}x  "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -133,8 +134,11 @@ class _Live:
 class _Book:
     """The driver's record of live trials; the only code that writes to the store."""
 
-    def __init__(self, job: SearchJob, summary: RunSummary, study):
-        self.job, self.summary, self.study = job, summary, study
+    def __init__(self, job: SearchJob, summary: RunSummary, optuna: OptunaStrategy):
+        self.job, self.summary, self.optuna = job, summary, optuna
+        self.study = optuna.study(job)
+        # Seeded by the study's size: a resumed run does not replay the first run's draws.
+        self.rng = random.Random(job.seed * 7919 + len(self.study.get_trials(deepcopy=False)))
         self.live: dict[str, _Live] = {}
         self.t0 = time.monotonic()
         self.streak = 0
@@ -166,25 +170,33 @@ class _Book:
         return slot
 
     def admit(self, trial_id: str, slot: int, config: dict) -> str | None:
-        """Take a proposed config: None when it may run, else why it does not (recorded)."""
+        """Take a proposed config: None when it may run, else why it does not (recorded
+        without building it, in one write, as the Optuna backend does)."""
         job, meta = self.job, config[META]
         params = {k: v for k, v in config.items() if k != META}
+        costs = {"target_params": meta["target_params"], "target_macs": meta["target_macs"]}
+        ids = {"params": params, "seed_name": meta.get("seed_name"), "retry_of": meta.get("retry_of")}
+        reason = over_budget(job, costs["target_macs"], costs["target_params"])
+        if reason is not None:
+            job.store.finish(slot, "PRUNED", error=reason, feasible=False, number=meta["number"],
+                             **ids, **costs)
+            self.streak += 1
+            self.summary.started += 1
+            self.summary.infeasible += 1
+            if job.progress:
+                job.progress({"number": meta["number"], "state": "PRUNED", "feasible": False,
+                              "values": None, "error": reason, "seed_name": ids["seed_name"], **costs})
+            return reason
         genotype = job.space.build(params)
-        live = _Live(slot, meta["number"], params, meta.get("seed_name"), meta.get("retry_of"),
-                     {"target_params": meta["target_params"], "target_macs": meta["target_macs"]},
-                     genotype.to_json(), genotype.canonical_hash())
-        reason = over_budget(job, meta["target_macs"], meta["target_params"])
-        if reason is None:
-            self.live[trial_id] = live
-            self.streak = 0
-            return None
-        self._start(live)
-        job.store.finish(slot, "PRUNED", error=reason, feasible=False)
-        self.streak += 1
-        self.summary.started += 1
-        self.summary.infeasible += 1
-        self._progress(live, "PRUNED", feasible=False, error=reason)
-        return reason
+        self.live[trial_id] = _Live(slot, meta["number"], params, ids["seed_name"], ids["retry_of"],
+                                    costs, genotype.to_json(), genotype.canonical_hash())
+        self.streak = 0
+        return None
+
+    def feed_startup(self) -> None:
+        """As the Optuna backend: during the sampler's random start-up, queue points drawn
+        feasible by construction, so start-up trials are not wasted over the budget."""
+        self.optuna._feed_startup(self.job, self.study, self.rng)
 
     def fail_unproposed(self, slot: int, number: int | None, error: str) -> None:
         """Record a proposal that broke before it became a config (a broken space point)."""
@@ -323,6 +335,7 @@ def _searcher(book: _Book, job: SearchJob, storage):
                 if slot == "wait":
                     return None  # Tune asks again later
                 try:
+                    book.feed_startup()
                     config = super().suggest(trial_id)
                 except Exception as e:  # noqa: BLE001 - a broken space point fails one trial
                     ot = self._ot_trials.pop(trial_id, None)
@@ -490,7 +503,7 @@ class RayStrategy(Strategy):
         summary = RunSummary()
         try:
             storage = rdb_storage(self.storage_url or job.store.url)
-            book = _Book(job, summary, OptunaStrategy(storage_url=self.storage_url).study(job))
+            book = _Book(job, summary, OptunaStrategy(storage_url=self.storage_url))
             tuner = self._tuner(job, book, storage, self._concurrency())
             try:
                 tuner.fit()
