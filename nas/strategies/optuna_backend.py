@@ -77,6 +77,7 @@ class OptunaStrategy(Strategy):
         self.storage_url = storage_url
         self.worker_index = worker_index
         self._startup_done = False
+        self._space_constrains: bool | None = None
 
     def study(self, job: SearchJob):
         """Create or load the Optuna study of ``job``."""
@@ -210,14 +211,20 @@ class OptunaStrategy(Strategy):
             attrs = trial.user_attrs
             outcome = run_trial(job, slot, trial.number, params, seed_name=attrs.get("seed_name"),
                                 retry_of=attrs.get("retry_of"), report=self._reporter(job, trial))
-            if job.budget_macs is not None and "target_macs" in outcome.metrics \
-                    and not trial.constraints:
-                # The space did not state its constraint; state it so the sampler learns it.
-                trial.set_constraint("macs_over_budget",
-                                     (outcome.metrics["target_macs"] - job.budget_macs)
-                                     / job.budget_macs)
+            self._ensure_constraint(job, trial, outcome)
         self._tell(study, trial, job, outcome)
         return outcome
+
+    def _ensure_constraint(self, job: SearchJob, trial, outcome: Outcome) -> None:
+        """State the MAC budget as a constraint when the space's ``suggest`` does not (checked
+        on the first trial only: each check is a storage read)."""
+        if job.budget_macs is None or "target_macs" not in outcome.metrics:
+            return
+        if self._space_constrains is None:
+            self._space_constrains = bool(trial.constraints)
+        if not self._space_constrains:
+            trial.set_constraint("macs_over_budget",
+                                 (outcome.metrics["target_macs"] - job.budget_macs) / job.budget_macs)
 
     def _reporter(self, job: SearchJob, trial):
         if not self._prunes(job):
@@ -230,16 +237,17 @@ class OptunaStrategy(Strategy):
         return report
 
     @staticmethod
-    def _tell(study, trial, job: SearchJob, outcome: Outcome) -> None:
+    def _tell(study, trial, job: SearchJob, outcome: Outcome, recovering: bool = False) -> None:
+        """Tell Optuna how a trial ended (``recovering``: it may have been told already)."""
         from optuna.trial import TrialState
 
         if outcome.state == "COMPLETE":
-            study.tell(trial, outcome.values, skip_if_finished=True)
+            study.tell(trial, outcome.values, skip_if_finished=recovering)
         elif not outcome.feasible:
-            study.tell(trial, _infeasible_values(job, outcome.metrics), skip_if_finished=True)
+            study.tell(trial, _infeasible_values(job, outcome.metrics), skip_if_finished=recovering)
         else:
             state = TrialState.PRUNED if outcome.state == "PRUNED" else TrialState.FAIL
-            study.tell(trial, state=state, skip_if_finished=True)
+            study.tell(trial, state=state, skip_if_finished=recovering)
 
     def _abandon(self, job: SearchJob, study, trial, slot: int) -> None:
         """Leave store and study consistent after Ctrl-C: an unfinished trial is retried on
@@ -255,9 +263,9 @@ class OptunaStrategy(Strategy):
                 job.store.finish(slot, "FAIL", interrupted=True,
                                  error="interrupted by the user (Ctrl-C); retried on resume")
             elif row is not None and not row["interrupted"]:
-                self._tell(study, trial, job, _outcome_of(row, job))
+                self._tell(study, trial, job, _outcome_of(row, job), recovering=True)
                 return
-            self._tell(study, trial, job, Outcome("FAIL"))
+            self._tell(study, trial, job, Outcome("FAIL"), recovering=True)
             if trial.params:  # partial params are fine: the rest is sampled again
                 attrs = {"retry_of": trial.number}
                 if trial.user_attrs.get("seed_name"):
