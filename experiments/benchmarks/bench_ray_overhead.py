@@ -93,6 +93,7 @@ def overhead(tmp: Path, trials: int, no_reuse_trials: int) -> dict:
 def search(tmp: Path, trials: int, epochs: int, limit: int, resolution: int) -> dict:
     """Wall seconds of one small training search per backend (Ray starts its own cluster)."""
     from nas.search import run_search
+    from nas.store import TrialStore
 
     out = {}
     runs = {"optuna": {}, "ray_asha": {"backend": "ray", "scheduler": "asha"},
@@ -103,7 +104,11 @@ def search(tmp: Path, trials: int, epochs: int, limit: int, resolution: int) -> 
         t0 = time.perf_counter()
         result = run_search(c, out=lambda line: None)
         s = result["summary"]
-        out[name] = {"seconds": time.perf_counter() - t0, "started": s["started"],
+        store = TrialStore(c.storage)
+        archs = sorted(t["genotype_hash"] or "" for t in store.trials(c.study_name("resnet_like"))
+                       if t["feasible"])
+        store.close()
+        out[name] = {"seconds": time.perf_counter() - t0, "started": s["started"], "archs": archs,
                      "complete": s["complete"], "pruned": s["pruned"],
                      "infeasible": s["infeasible"], "failed": s["failed"],
                      "best": max((t["accuracy"] for t in result["pareto"]), default=None)}
@@ -146,7 +151,8 @@ def main() -> None:
         for name, r in s.items():
             print(f"  {name:<9} {r['seconds']:7.1f} s {r['seconds'] / s['optuna']['seconds']:6.2f}x  "
                   f"trials started {r['started']:3d} (complete {r['complete']}, pruned {r['pruned']}, "
-                  f"over budget {r['infeasible']}, failed {r['failed']}), best accuracy {r['best']}")
+                  f"over budget {r['infeasible']}, failed {r['failed']}), best accuracy {r['best']}, "
+                  f"same architectures as optuna: {'yes' if r['archs'] == s['optuna']['archs'] else 'no'}")
 
 
 if __name__ == "__main__":

@@ -612,6 +612,11 @@ class _NoRestoreHint(logging.Filter):
 
 def _connect(address: str | None) -> bool:
     """Join the Ray cluster at ``address`` or start a local one; True when this call started it."""
+    if address and "RAY_AUTH_MODE" not in os.environ and _auth_token_available():
+        # Ray 2.59+ `ray start --head` turns token auth on when a token exists, but
+        # ray.init(address=HOST:PORT) does not send it unless the mode is set (ray#64755);
+        # Ray reads the mode when it is imported.
+        os.environ["RAY_AUTH_MODE"] = "token"
     import ray
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables on stdout
@@ -632,6 +637,12 @@ def _connect(address: str | None) -> bool:
         raise RayBackendError(f"cannot start or join {where}: {str(e).splitlines()[0]}; check "
                               "--ray-address (auto, or HEAD_IP:6379 from a cluster node)") from None
     return True
+
+
+def _auth_token_available() -> bool:
+    """Whether a Ray auth token is configured (environment or the default token file)."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or os.path.isfile(path)
 
 
 def _check_picklable(evaluator: Any) -> None:
