@@ -40,13 +40,11 @@ class Cost:
 
 def count(genotype: Genotype) -> Cost:
     """Count params, MACs and activations of ``genotype`` exactly, without torch."""
-    shapes = genotype.infer_shapes()
+    resolved, shapes = genotype.analyse()
     main = genotype.main_path() if genotype.aux_outputs else None
     params = macs = acts = 0
-    for n in genotype.graph:
-        spec = genotype.spec(n)
-        p, m, a = spec.cost(spec.resolve(genotype.attrs(n)),
-                            [shapes[i] for i in genotype.inputs(n)], shapes[n])
+    for n, attrs in resolved.items():
+        p, m, a = genotype.spec(n).cost(attrs, [shapes[i] for i in genotype.inputs(n)], shapes[n])
         params += p
         if main is None or n in main:
             macs += m

@@ -41,10 +41,17 @@ class Genotype:
     @property
     def input(self) -> str:
         """The id of the input node."""
+        cached = self.__dict__.get("_input")
+        if cached in self.graph and self.graph.nodes[cached].get("op") == "input":
+            return cached
+        return self._find_input()
+
+    def _find_input(self) -> str:
         found = [n for n, d in self.graph.nodes(data=True) if d.get("op") == "input"]
         if len(found) != 1:
             raise GenotypeError(f"a genotype needs exactly one 'input' node, found {len(found)}"
                                 + (f" ({', '.join(found)})" if found else ""))
+        self.__dict__["_input"] = found[0]
         return found[0]
 
     @property
@@ -98,21 +105,30 @@ class Genotype:
     # ------------------------------------------------------------ validation
     def infer_shapes(self) -> dict[str, Shape]:
         """Validate the genotype and return every node's per-sample output shape."""
+        return self.analyse()[1]
+
+    def analyse(self) -> tuple[dict[str, dict], dict[str, Shape]]:
+        """Validate the genotype; return every node's resolved attributes and output shape,
+        both in topological order."""
         self._check_structure()
+        resolved: dict[str, dict] = {}
         shapes: dict[str, Shape] = {}
+        nodes = self.graph.nodes
         for n in self.topological_order():
-            spec = self.spec(n)
+            data = nodes[n]
+            spec = OPS.get(data["op"])
             try:
-                attrs = spec.resolve(self.attrs(n))
-                spec.check_arity(len(self.inputs(n)))
-                shape = spec.shape(attrs, [shapes[i] for i in self.inputs(n)])
+                attrs = spec.resolve(data["attrs"])
+                spec.check_arity(len(data["inputs"]))
+                shape = tuple(spec.shape(attrs, [shapes[i] for i in data["inputs"]]))
             except OpError as e:
                 raise GenotypeError(str(e), n) from None
             if any(d < 1 for d in shape):
                 raise GenotypeError(f"output shape {shape} collapses below 1; use fewer "
                                     "downsampling steps or a larger input", n)
-            shapes[n] = tuple(shape)
-        return shapes
+            resolved[n] = attrs
+            shapes[n] = shape
+        return resolved, shapes
 
     def validate(self) -> "Genotype":
         """Raise :class:`GenotypeError` if the genotype is invalid; return it otherwise."""
@@ -121,7 +137,7 @@ class Genotype:
 
     def _check_structure(self) -> None:
         g = self.graph
-        src = self.input
+        src = self._find_input()
         for n, d in g.nodes(data=True):
             if not isinstance(n, str) or not _NAME.match(n):
                 raise GenotypeError("node ids are dotted names of letters, digits and '_' "

@@ -40,27 +40,14 @@ class Attr:
 
     def check(self, value: Any) -> None:
         """Raise OpError unless ``value`` is a valid value of this attribute."""
-        ok = {
-            "int": lambda v: _is_int(v),
-            "pair": _is_pair,
-            "bool": lambda v: isinstance(v, bool),
-            "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-            and math.isfinite(v),
-            "choice": lambda v: v in self.choices,
-            "optional_int": lambda v: v is None or _is_int(v),
-            "optional_pair": lambda v: v is None or _is_pair(v),
-            "shape": lambda v: isinstance(v, (list, tuple)) and len(v) in (1, 3)
-            and all(_is_int(x) and x >= 1 for x in v),
-        }[self.kind](value)
-        if not ok:
-            expected = {"pair": "an int or a list of two ints",
-                        "choice": f"one of {list(self.choices)}",
-                        "optional_int": "an int or null",
-                        "optional_pair": "an int, a list of two ints, or null",
-                        "shape": "a list [C, H, W] (or [F]) of positive ints"}.get(self.kind, f"a {self.kind}")
+        valid = value in self.choices if self.kind == "choice" else _VALID[self.kind](value)
+        if not valid:
+            expected = _EXPECTED.get(self.kind, f"a {self.kind}")
+            if self.kind == "choice":
+                expected = f"one of {list(self.choices)}"
             raise OpError(f"attribute {self.name!r} must be {expected}, got {value!r}")
         if self.minimum is not None and value is not None and self.kind != "choice":
-            values = value if isinstance(value, (list, tuple)) else [value]
+            values = value if isinstance(value, (list, tuple)) else (value,)
             if any(v < self.minimum for v in values):
                 raise OpError(f"attribute {self.name!r} must be >= {self.minimum}, got {value!r}")
         if self.maximum is not None and value is not None and value > self.maximum:
@@ -73,6 +60,21 @@ def _is_int(v: Any) -> bool:
 
 def _is_pair(v: Any) -> bool:
     return _is_int(v) or (isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) for x in v))
+
+
+_VALID = {
+    "int": _is_int,
+    "pair": _is_pair,
+    "bool": lambda v: isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    "optional_int": lambda v: v is None or _is_int(v),
+    "optional_pair": lambda v: v is None or _is_pair(v),
+    "shape": lambda v: isinstance(v, (list, tuple)) and len(v) in (1, 3)
+    and all(_is_int(x) and x >= 1 for x in v),
+}
+_EXPECTED = {"pair": "an int or a list of two ints", "optional_int": "an int or null",
+             "optional_pair": "an int, a list of two ints, or null",
+             "shape": "a list [C, H, W] (or [F]) of positive ints"}
 
 
 def pair(v: int | list | tuple) -> tuple[int, int]:
