@@ -18,7 +18,7 @@ from typing import Any, Iterator
 from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
                         create_engine, event, func, select)
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from nas.errors import NasError
@@ -217,12 +217,17 @@ class TrialStore:
             self.engine = _sqlite_engine(self.url)
             self._write_engine = self.engine.execution_options(nas_write=True)
         else:
-            self.engine = create_engine(self.url, pool_pre_ping=True)
+            try:
+                self.engine = create_engine(self.url, pool_pre_ping=True)
+            except ImportError as e:
+                raise StoreError(f"cannot open storage {self.url!r}: its database driver is not "
+                                 f"installed ({e}); install it or use a sqlite:/// URL") from None
             self._write_engine = self.engine
         try:
             Base.metadata.create_all(self._write_engine)
-        except OperationalError as e:
-            raise StoreError(f"cannot open storage {self.url!r}: {e.orig}") from None
+        except SQLAlchemyError as e:
+            reason = str(getattr(e, "orig", None) or e).splitlines()[0]
+            raise StoreError(f"cannot open storage {self.url!r}: {reason}") from None
 
     def close(self) -> None:
         """Release the connection pool."""

@@ -240,6 +240,7 @@ def test_end_to_end_tiny_search_with_the_real_space_and_training(existing_db, ca
     (["--sampler", "tpee"], "unknown sampler 'tpee'"),
     (["--storage", "/proc/nas/s.db"], "does not exist"),
     (["--storage", "/proc/s.db"], "not writable"),
+    (["--storage", "postgresql://127.0.0.1:1/nas"], "cannot open storage"),
     (["--dataset", "folder:/no/such/folder"], "/no/such/folder"),
     (["--objectives", "macs,accuracy"], "bad --objectives"),
     (["--budget", "100MFLOPs"], "cheapest architecture"),
