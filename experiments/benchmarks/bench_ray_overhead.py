@@ -9,7 +9,9 @@ reuse_actors on and off. Ray's start-up is timed apart; the per-trial overhead R
 
 Part 2 (search): the same small search (space, budget, sampler, seed, trial count, MNIST
 proxy training) through ``nas.search.run_search`` with ``--backend optuna`` and with
-``--backend ray`` on 2 CPUs (1 CPU per trial, so 2 trials at once), ASHA on and off.
+``--backend ray`` on 2 CPUs (1 CPU per trial, so 2 trials at once), ASHA on and off; the
+Optuna backend runs in one process (``--workers 1``, the same architectures as Ray) and in
+two worker processes (``--workers 2``, the same parallelism, other architectures).
 
 Ratios are against the Optuna backend measured in the same run. On a shared machine the
 figures are noisy: run it on an idle one to quote them.
@@ -46,7 +48,7 @@ def _noop_run(tmp: Path, name: str, trials: int, strategy) -> float:
     """Seconds for ``trials`` no-op trials through ``strategy`` (prepare + run)."""
     from nas.search import make_job, open_study
 
-    c = _config(tmp, name, trials, budget=None)  # no budget: every proposal is a trial
+    c = _config(tmp, name, trials, budget=None, workers=1)  # no budget: every proposal is a trial
     job = make_job(c, evaluator=NoopEvaluator())
     open_study(job, c)
     t0 = time.perf_counter()
@@ -96,8 +98,9 @@ def search(tmp: Path, trials: int, epochs: int, limit: int, resolution: int) -> 
     from nas.store import TrialStore
 
     out = {}
-    runs = {"optuna": {}, "ray_asha": {"backend": "ray", "scheduler": "asha"},
-            "ray_fifo": {"backend": "ray", "scheduler": "none"}}
+    runs = {"optuna": {"workers": 1}, "optuna_w2": {"workers": 2},
+            "ray_asha": {"backend": "ray", "scheduler": "asha", "workers": 1},
+            "ray_fifo": {"backend": "ray", "scheduler": "none", "workers": 1}}
     for name, kw in runs.items():
         c = _config(tmp, f"search-{name}", trials, epochs=epochs, limit=limit,
                     resolution=resolution, device="cpu", **kw)
