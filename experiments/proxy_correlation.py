@@ -40,13 +40,14 @@ def parse_args(argv):
     p.add_argument("--budget", default="1GFLOPs", help="target-spec MAC budget (FLOPs = MACs)")
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--resolution", type=int, default=16)
-    p.add_argument("--limit", type=int, default=1500, help="images used (train + val)")
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--limit", type=int, default=2000, help="images used (train + val)")
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--proxy-batch", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--workers", type=int, default=2, help="architectures evaluated in parallel")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output stem: writes .md, .json, .jsonl")
     return p.parse_args(argv)
 
@@ -68,12 +69,11 @@ def run(args) -> dict:
     import torch
 
     from nas.evaluate.data import load_dataset
-    from nas.evaluate.proxies import PROXIES, default_screen, score
-    from nas.evaluate.train import TrialFailure, train
+    from nas.evaluate.proxies import PROXIES, default_screen
     from nas.spaces import load_space
 
     torch.set_num_threads(args.threads)
-    config = {k: v for k, v in vars(args).items() if k not in ("out", "threads")}
+    config = {k: v for k, v in vars(args).items() if k not in ("out", "threads", "workers")}
     space = load_space(args.space)
     budget = parse_budget(args.budget)
     data = load_dataset(args.dataset, resolution=args.resolution, seed=args.seed, limit=args.limit)
@@ -82,27 +82,15 @@ def run(args) -> dict:
     rows = _resume(out.with_suffix(".jsonl"), config)
     rng = random.Random(args.seed)
     points = [space.sample(rng, budget_macs=budget) for _ in range(args.n)]
-    for i, params in enumerate(points):
-        if i < len(rows):
-            continue
-        g = space.build(params)
-        cost = space.cost(params)
-        row = {"index": i, "params": params, "target_params": cost.params,
-               "target_macs": cost.macs, "scores": {}, "proxy_seconds": {}}
-        for name in PROXIES.names():
-            t0 = time.perf_counter()
-            row["scores"][name] = score(name, g, data, batch_size=args.proxy_batch, seed=args.seed)
-            row["proxy_seconds"][name] = time.perf_counter() - t0
-        try:
-            res = train(g, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                        seed=args.seed)
-            row.update(accuracy=res.accuracy, train_seconds=res.seconds, error=None)
-        except TrialFailure as e:
-            row.update(accuracy=None, train_seconds=None, error=e.reason)
+    done = {r["index"] for r in rows}
+    todo = [(i, p) for i, p in enumerate(points) if i not in done]
+    for row in _evaluate_all(todo, args):
         rows.append(row)
         _append(out.with_suffix(".jsonl"), config, row)
-        print(f"[{i + 1}/{args.n}] acc={row['accuracy']} macs={human(cost.macs)} "
-              f"train={row['train_seconds'] and round(row['train_seconds'], 1)}s", flush=True)
+        print(f"[{len(rows)}/{args.n}] #{row['index']} acc={row['accuracy']} "
+              f"macs={human(row['target_macs'])} train={row['train_seconds'] and round(row['train_seconds'], 1)}s",
+              flush=True)
+    rows.sort(key=lambda r: r["index"])
     table = correlation_table(rows, PROXIES.names(), seed=args.seed)
     screen = default_screen(table)
     md = render(table, rows, config, data.summary(), screen)
@@ -112,6 +100,58 @@ def run(args) -> dict:
     out.with_suffix(".json").write_text(json.dumps({k: v for k, v in result.items()
                                                     if k != "markdown"}, indent=1))
     return result
+
+
+def _evaluate_all(todo, args):
+    """Yield the row of every (index, params) in ``todo``, in order of completion."""
+    opts = vars(args)
+    if args.workers <= 1:
+        for i, params in todo:
+            yield evaluate_point(opts, i, params)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")  # no fork after OpenMP threads exist
+    with ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
+        futures = [pool.submit(evaluate_point, opts, i, params) for i, params in todo]
+        for f in as_completed(futures):
+            yield f.result()
+
+
+_DATA: dict = {}
+
+
+def evaluate_point(opts: dict, index: int, params: dict) -> dict:
+    """Score one architecture with every proxy, then train it: one result row."""
+    import torch
+
+    from nas.evaluate.data import load_dataset
+    from nas.evaluate.proxies import PROXIES, score
+    from nas.evaluate.train import TrialFailure, train
+    from nas.spaces import load_space
+
+    torch.set_num_threads(opts["threads"])
+    key = (opts["dataset"], opts["resolution"], opts["seed"], opts["limit"])
+    if key not in _DATA:
+        _DATA[key] = load_dataset(opts["dataset"], resolution=opts["resolution"],
+                                  seed=opts["seed"], limit=opts["limit"])
+    data = _DATA[key]
+    space = load_space(opts["space"])
+    g, cost = space.build(params), space.cost(params)
+    row = {"index": index, "params": params, "target_params": cost.params,
+           "target_macs": cost.macs, "scores": {}, "proxy_seconds": {}}
+    for name in PROXIES.names():
+        t0 = time.perf_counter()
+        row["scores"][name] = score(name, g, data, batch_size=opts["proxy_batch"], seed=opts["seed"])
+        row["proxy_seconds"][name] = time.perf_counter() - t0
+    try:
+        res = train(g, data, epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
+                    seed=opts["seed"])
+        row.update(accuracy=res.accuracy, train_seconds=res.seconds, error=None)
+    except TrialFailure as e:
+        row.update(accuracy=None, train_seconds=None, error=e.reason)
+    return row
 
 
 def _resume(path: Path, config: dict) -> list[dict]:

@@ -25,7 +25,7 @@ def test_spearman_matches_scipy_with_ties():
 def test_tiny_experiment_end_to_end(tmp_path, capsys):
     out = tmp_path / "pc"
     argv = ["--n", "3", "--limit", "60", "--resolution", "8", "--epochs", "1",
-            "--batch-size", "16", "--proxy-batch", "8", "--threads", "1", "--out", str(out)]
+            "--batch-size", "16", "--proxy-batch", "8", "--threads", "1", "--workers", "1", "--out", str(out)]
     assert pc.main(argv) == 0
     result = json.loads(out.with_suffix(".json").read_text())
     assert len(result["rows"]) == 3

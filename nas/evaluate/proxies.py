@@ -89,7 +89,7 @@ def naswot(model, x, y) -> float:
     import torch
 
     n = len(x)
-    kernel = torch.zeros(n, n, dtype=torch.float64)
+    kernel = torch.zeros(n, n, dtype=torch.float64, device=x.device)
 
     def add(out):
         code = (out.detach().reshape(n, -1) > 0).to(torch.float64)

@@ -80,11 +80,13 @@ def train(genotype: Genotype, dataset: Dataset, *, epochs: int = 1, batch_size: 
           lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 5e-4, seed: int = 0,
           device: str = "cpu", on_epoch: Callable[[int, float], None] | None = None,
           max_train_batches: int | None = None, channels_last: bool | None = None,
-          aux_weight: float = 0.4, eval_batch_size: int = 1000) -> TrainResult:
+          aux_weight: float = 0.4, eval_batch_size: int = 1000,
+          clock: Callable[[], float] = time.perf_counter) -> TrainResult:
     """Train ``genotype`` on ``dataset`` and return the validation accuracy per epoch.
 
     ``on_epoch(epoch, val_accuracy)`` runs after each epoch (epochs count from 1) and may
     raise to stop the run (e.g. a pruner). ``channels_last`` defaults to on for CUDA.
+    ``clock`` times the epochs (wall clock by default; ``time.thread_time`` gives CPU time).
     Raises :class:`TrialFailure` on NaN/inf loss or out of memory.
     """
     import torch
@@ -102,7 +104,7 @@ def train(genotype: Genotype, dataset: Dataset, *, epochs: int = 1, batch_size: 
         history, timing = _fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr,
                        momentum=momentum, weight_decay=weight_decay, seed=seed, dev=dev,
                        layout=layout, on_epoch=on_epoch, max_train_batches=max_train_batches,
-                       aux_weight=aux_weight, eval_batch_size=eval_batch_size)
+                       aux_weight=aux_weight, eval_batch_size=eval_batch_size, clock=clock)
     except (torch.OutOfMemoryError, MemoryError) as e:
         raise _oom(e, dev, batch_size) from None
     except RuntimeError as e:
@@ -131,7 +133,7 @@ def _check_args(epochs, batch_size, lr, max_train_batches) -> None:
 
 
 def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay, seed, dev,
-         layout, on_epoch, max_train_batches, aux_weight, eval_batch_size):
+         layout, on_epoch, max_train_batches, aux_weight, eval_batch_size, clock):
     import torch
     import torch.nn.functional as F
 
@@ -143,7 +145,10 @@ def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay
         steps = min(steps, max_train_batches)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                           weight_decay=weight_decay, nesterov=momentum > 0)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
+    # the per-step cosine schedule, precomputed: setting a float is cheaper than a scheduler
+    total_steps = epochs * steps
+    lrs = [lr * 0.5 * (1 + math.cos(math.pi * k / total_steps)) for k in range(1, total_steps + 1)]
+    group = opt.param_groups[0]
     scaler = torch.amp.GradScaler("cuda") if cuda else None
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if cuda else nullcontext
     gen = torch.Generator().manual_seed(seed)
@@ -152,10 +157,10 @@ def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay
     with torch.random.fork_rng(devices=[dev.index or 0] if cuda else []):
         torch.manual_seed(seed)  # dropout and other in-model randomness
         for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
+            t0 = clock()
             model.train()
             perm = torch.randperm(n, generator=gen)[: steps * bs].to(dev, non_blocking=True)
-            total = torch.zeros((), device=dev)
+            total = torch.zeros((), device=dev) if cuda else 0.0
             for step in range(steps):
                 idx = perm[step * bs:(step + 1) * bs]
                 xb = x_all.index_select(0, idx)
@@ -173,16 +178,20 @@ def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay
                 else:
                     loss.backward()
                     opt.step()
-                sched.step()
-                total += loss.detach()
-                if not cuda or (step + 1) % CUDA_CHECK_EVERY == 0 or step + 1 == steps:
+                group["lr"] = lrs[(epoch - 1) * steps + step]
+                if cuda:  # accumulate on the device; each check syncs, so check now and then
+                    total += loss.detach()
+                    if (step + 1) % CUDA_CHECK_EVERY == 0 or step + 1 == steps:
+                        _check_finite(total.item(), epoch, step)
+                else:
+                    total += loss.item()
                     _check_finite(total, epoch, step)
             if cuda:
                 torch.cuda.synchronize(dev)
-            t1 = time.perf_counter()
+            t1 = clock()
             acc = evaluate(model, data, batch_size=eval_batch_size, layout=layout)
-            history.append({"epoch": epoch, "train_loss": total.item() / max(steps, 1),
-                            "val_accuracy": acc, "seconds": time.perf_counter() - t0})
+            history.append({"epoch": epoch, "train_loss": float(total) / max(steps, 1),
+                            "val_accuracy": acc, "seconds": clock() - t0})
             timing.append((t1 - t0, steps * bs))
             if on_epoch is not None:
                 on_epoch(epoch, acc)
@@ -196,8 +205,7 @@ def _loss(F, out, y, aux_weight: float):
     return F.cross_entropy(out, y)
 
 
-def _check_finite(total, epoch: int, step: int) -> None:
-    value = total.item()
+def _check_finite(value: float, epoch: int, step: int) -> None:
     if not math.isfinite(value):
         raise TrialFailure(f"training diverged: loss became {value} at epoch {epoch}, step "
                            f"{step + 1}; lower the learning rate")
