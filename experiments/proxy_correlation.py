@@ -87,9 +87,9 @@ def run(args) -> dict:
     for row in _evaluate_all(todo, args):
         rows.append(row)
         _append(out.with_suffix(".jsonl"), config, row)
+        secs = row["train_seconds"] and round(row["train_seconds"], 1)
         print(f"[{len(rows)}/{args.n}] #{row['index']} acc={row['accuracy']} "
-              f"macs={human(row['target_macs'])} train={row['train_seconds'] and round(row['train_seconds'], 1)}s",
-              flush=True)
+              f"macs={human(row['target_macs'])} train={secs}s", flush=True)
     rows.sort(key=lambda r: r["index"])
     table = correlation_table(rows, PROXIES.names(), seed=args.seed)
     screen = default_screen(table)

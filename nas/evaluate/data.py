@@ -172,6 +172,7 @@ class _SafeUnpickler(pickle.Unpickler):
         return allowed
 
     def find_class(self, module: str, name: str):
+        """The allowed global ``module.name``; anything else raises UnpicklingError."""
         found = self._allowed().get((module, name))
         if found is None:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}: only numpy "
@@ -225,7 +226,8 @@ def _read_images(root: Path, classes: tuple[str, ...], resolution: int):
     for label, cls in enumerate(classes):
         folder = root / cls
         if not folder.is_dir():
-            raise DatasetError(f"{folder}: class folder missing (present in train/); expected {FOLDER_LAYOUT}")
+            raise DatasetError(f"{folder}: class folder missing (present in train/); "
+                               f"expected {FOLDER_LAYOUT}")
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise DatasetError(f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}); "
