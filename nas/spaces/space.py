@@ -69,6 +69,7 @@ class SearchSpace:
         self.shrink = list(shrink or [])
         self._seed_points = list(seed_points or [])
         self._cost = lru_cache(maxsize=8192)(self._cost_uncached)
+        self._unclaimed: dict[tuple, Genotype] = {}  # built to be costed, not yet handed out
 
     # ------------------------------------------------------------ building
     def param(self, name: str) -> Param:
@@ -104,6 +105,9 @@ class SearchSpace:
     def build(self, params: dict) -> Genotype:
         """The genotype of the point ``params`` at the target spec (deterministic)."""
         active = self.active(params)
+        built = self._unclaimed.pop(_key(active), None)  # each genotype is handed out once
+        if built is not None:
+            return built
         return self._fn(**self.fixed, **active, input_shape=self.input_shape,
                         num_classes=self.num_classes)
 
@@ -112,7 +116,11 @@ class SearchSpace:
         return self._cost(_key(self.active(params)))
 
     def _cost_uncached(self, key: tuple) -> Cost:
-        return count(self.build(dict(key)))
+        genotype = self.build(dict(key))
+        if len(self._unclaimed) >= 16:  # keep only the most recent few
+            self._unclaimed.pop(next(iter(self._unclaimed)))
+        self._unclaimed[key] = genotype
+        return count(genotype)
 
     # ------------------------------------------------------------ sampling
     def draw(self, rng: random.Random, names=None, given: dict | None = None) -> dict:
@@ -226,9 +234,9 @@ class SearchSpace:
         return self._scaled(params, lo)
 
     def suggest(self, trial, budget_macs: int | None = None, params_budget: int | None = None) -> dict:
-        """Sample every active parameter through ``trial.suggest_*``, record the target cost as
-        user attrs and the budget violation with ``trial.set_constraint`` (keys 'macs',
-        'params'; <= 0 is feasible) so constrained samplers (TPE, NSGA-II, GP) see it.
+        """Sample every active parameter through ``trial.suggest_*`` and record the budget
+        violation with ``trial.set_constraint`` (keys 'macs', 'params'; <= 0 is feasible) so
+        constrained samplers (TPE, NSGA-II, GP) see it.
 
         The caller must not train an infeasible point; it should tell the study a value
         anyway (e.g. the worst one) so the sampler learns the constraint, not FAIL/PRUNE it.
@@ -238,11 +246,6 @@ class SearchSpace:
             if p.active(params):
                 params[p.name] = p.suggest(trial)
         cost = self.cost(params)
-        trial.set_user_attr("target_macs", cost.macs)
-        trial.set_user_attr("target_params", cost.params)
-        for key, budget in (("budget_macs", budget_macs), ("params_budget", params_budget)):
-            if budget:
-                trial.set_user_attr(key, int(budget))
         for key, value in violations(cost, budget_macs, params_budget).items():
             trial.set_constraint(key, value)
         return params
@@ -251,12 +254,8 @@ class SearchSpace:
     def constraints_func(frozen_trial) -> list[float]:
         """Budget violations [macs, params] of a trial that went through :meth:`suggest`, for
         samplers' ``constraints_func`` (deprecated in Optuna 5, which reads set_constraint)."""
-        attrs = frozen_trial.user_attrs
-        out = []
-        for cost_key, budget_key in (("target_macs", "budget_macs"), ("target_params", "params_budget")):
-            budget = attrs.get(budget_key)
-            out.append(attrs[cost_key] / budget - 1.0 if budget and cost_key in attrs else -1.0)
-        return out
+        recorded = frozen_trial.constraints or {}
+        return [recorded.get("macs", -1.0), recorded.get("params", -1.0)]
 
     def optuna_distributions(self) -> dict:
         """Every parameter's ``optuna.distributions`` object, by name."""
