@@ -154,7 +154,7 @@ def check_config(c: SearchConfig) -> None:
         raise SearchError(f"bad --objectives {','.join(c.objectives)!r}; use 'accuracy' or "
                           f"'accuracy,' followed by any of macs, params, latency (e.g. accuracy,macs)")
     for name, value, low in (("--trials", c.trials, 1), ("--epochs", c.epochs, 1),
-                             ("--workers", c.workers, 1), ("--batch-size", c.batch_size, 1),
+                             ("--workers", c.workers, 1), ("--batch-size", c.batch_size, 2),
                              ("--threads", c.threads, 1)):
         if value is not None and value < low:
             raise SearchError(f"{name} must be >= {low}, got {value}")
