@@ -68,6 +68,9 @@ class GraphBuilder:
         return self.shapes[node][0]
 
     def build(self, output: str, *, aux_outputs=(), classifiers=(), meta=None) -> Genotype:
-        """The finished genotype, validated."""
-        return Genotype(self.graph.copy(), output, name=self.name, aux_outputs=tuple(aux_outputs),
-                        classifiers=tuple(classifiers), meta=dict(meta or {})).validate()
+        """The finished genotype, validated (every node was checked when added; what is left
+        is the graph's structure: outputs, dangling nodes, names)."""
+        g = Genotype(self.graph.copy(), output, name=self.name, aux_outputs=tuple(aux_outputs),
+                     classifiers=tuple(classifiers), meta=dict(meta or {}))
+        g.check_structure()
+        return g

@@ -110,7 +110,7 @@ class Genotype:
     def analyse(self) -> tuple[dict[str, dict], dict[str, Shape]]:
         """Validate the genotype; return every node's resolved attributes and output shape,
         both in topological order."""
-        self._check_structure()
+        self.check_structure()
         resolved: dict[str, dict] = {}
         shapes: dict[str, Shape] = {}
         nodes = self.graph.nodes
@@ -135,7 +135,9 @@ class Genotype:
         self.infer_shapes()
         return self
 
-    def _check_structure(self) -> None:
+    def check_structure(self) -> None:
+        """Raise :class:`GenotypeError` for structural faults: input count, unknown ops, missing
+        inputs or outputs, cycles, dangling nodes, badly formed or nesting node ids."""
         g = self.graph
         src = self._find_input()
         for n, d in g.nodes(data=True):
@@ -241,7 +243,7 @@ class Genotype:
     def canonical_hash(self) -> str:
         """A hash that is equal for isomorphic genotypes (same ops, attributes, wiring and
         input order, whatever the node names) and differs otherwise."""
-        self._check_structure()
+        self.check_structure()
         index: dict[str, int] = {}
         rows: list[list] = []
 
