@@ -75,6 +75,7 @@ class TrialRow(Base):
     interrupted: Mapped[bool] = mapped_column(default=False)
     feasible: Mapped[bool] = mapped_column(default=True)
     retry_of: Mapped[int | None] = mapped_column(Integer)
+    duplicate_of: Mapped[int | None] = mapped_column(Integer)  # same genotype hash, reused result
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     duration_s: Mapped[float | None] = mapped_column(Float)
@@ -314,8 +315,20 @@ class TrialStore:
         """Trials that use up the trial limit: running or evaluated (stopped early by a
         pruner included), not over budget, not interrupted."""
         q = select(func.count()).select_from(TrialRow).where(
-            TrialRow.study_id == sid, TrialRow.interrupted.is_(False), TrialRow.feasible.is_(True))
+            TrialRow.study_id == sid, TrialRow.interrupted.is_(False), TrialRow.feasible.is_(True),
+            TrialRow.duplicate_of.is_(None))
         return s.scalar(q) or 0
+
+    def evaluated(self, slot: int, genotype_hash: str) -> dict | None:
+        """The first COMPLETE trial of ``slot``'s study with this genotype hash (an isomorphic
+        architecture already evaluated under the study's fixed settings), or None."""
+        with self._read() as s:
+            sid = s.get(TrialRow, slot).study_id
+            row = s.scalars(select(TrialRow).where(
+                TrialRow.study_id == sid, TrialRow.genotype_hash == genotype_hash,
+                TrialRow.state == "COMPLETE", TrialRow.duplicate_of.is_(None), TrialRow.id != slot)
+                .order_by(TrialRow.id).limit(1)).first()
+            return None if row is None else _trial_dict(row, [])
 
     def release(self, slot: int) -> None:
         """Drop a claimed slot that never became a trial."""
@@ -414,7 +427,7 @@ class TrialStore:
 
 _FIELDS = ("number", "state", "params", "genotype", "genotype_hash", "seed_name", "target_params",
            "target_macs", "proxy_params", "proxy_macs", "accuracy", "proxy_score", "latency_ms",
-           "error", "interrupted", "feasible", "retry_of", "started_at", "finished_at", "duration_s", "worker")
+           "error", "interrupted", "feasible", "retry_of", "duplicate_of", "started_at", "finished_at", "duration_s", "worker")
 
 
 def _trial_dict(row: TrialRow, epochs: list[dict]) -> dict:

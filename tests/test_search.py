@@ -84,6 +84,11 @@ def _config(tmp_path, **kw):
     return SearchConfig(**args)
 
 
+def evaluated(trials):
+    """COMPLETE trials that were really evaluated (repeats of an architecture reuse a result)."""
+    return [t for t in trials if t["state"] == "COMPLETE" and t["duplicate_of"] is None]
+
+
 def _optuna_states(db, study="t"):
     import optuna
 
@@ -96,9 +101,17 @@ def test_loop_stores_every_trial_seeds_first_and_skips_over_budget(tmp_path):
     result = run_search(_config(tmp_path), evaluator=ev, space=TinySpace(), out=lines.append)
     trials = TrialStore(tmp_path / "s.db").trials("t")
     done = [t for t in trials if t["state"] == "COMPLETE"]
-    assert len(done) == 6 and result["summary"]["complete"] == 6
+    evaluated = [t for t in done if t["duplicate_of"] is None]
+    assert len(evaluated) == 6 and result["summary"]["complete"] == len(done)
     assert trials[0]["seed_name"] == "small" and not any(t["seed_name"] == "big" for t in trials)
-    assert len(ev.calls) == 6                             # over-budget points are never trained
+    assert len(ev.calls) == 6          # over-budget points and repeated architectures never train
+    hashes = [t["genotype_hash"] for t in evaluated]
+    assert len(set(hashes)) == len(hashes)
+    by_number = {t["number"]: t for t in trials}
+    for t in done:
+        if t["duplicate_of"] is not None:  # an isomorphic net seen before: its result reused
+            first = by_number[t["duplicate_of"]]
+            assert (first["genotype_hash"], first["accuracy"]) == (t["genotype_hash"], t["accuracy"])
     space = TinySpace()
     for t in trials:
         c = count(space.build(t["params"]))
@@ -110,7 +123,7 @@ def test_loop_stores_every_trial_seeds_first_and_skips_over_budget(tmp_path):
             assert g == space.build(t["params"]) and t["genotype_hash"] == g.canonical_hash()
         else:                                         # over budget: never built
             assert t["genotype"] is None and t["error"].startswith("over budget")
-    assert all(t["epochs"][0]["val_accuracy"] == t["accuracy"] for t in done)
+    assert all(t["epochs"][0]["val_accuracy"] == t["accuracy"] for t in evaluated)
     assert "RUNNING" not in _optuna_states(tmp_path / "s.db")
     assert len(_optuna_states(tmp_path / "s.db")) == len(trials)
     front = result["pareto"]
@@ -137,7 +150,7 @@ def test_resume_continues_the_study_without_repeating_trials(tmp_path):
     run_search(_config(tmp_path, trials=5), evaluator=ev, space=TinySpace(), out=lambda s: None)
     trials = TrialStore(tmp_path / "s.db").trials("t")
     assert trials[:len(first)] == first                     # nothing lost or rewritten
-    assert sum(t["state"] == "COMPLETE" for t in trials) == 5 and len(ev.calls) == 2
+    assert len(evaluated(trials)) == 5 and len(ev.calls) == 2
     assert [t["seed_name"] for t in trials].count("small") == 1   # seed not queued again
     numbers = [t["number"] for t in trials]
     assert numbers == sorted(set(numbers))
@@ -157,7 +170,7 @@ def test_ctrl_c_leaves_a_consistent_store_and_the_trial_is_retried(tmp_path):
     retry = [t for t in trials if t["retry_of"] == stopped[0]["number"]]
     assert len(retry) == 1 and retry[0]["params"] == stopped[0]["params"]
     assert retry[0]["state"] == "COMPLETE"
-    assert sum(t["state"] == "COMPLETE" for t in trials) == 6
+    assert len(evaluated(trials)) == 6
 
 
 class Declining(FakeEvaluator):
@@ -177,7 +190,7 @@ def test_single_objective_reports_epochs_and_prunes(tmp_path):
                evaluator=ev, space=TinySpace(), out=lambda s: None)
     trials = TrialStore(tmp_path / "s.db").trials("t")
     pruned = [t for t in trials if t["state"] == "PRUNED"]
-    assert len(trials) == 9 and pruned and all(t["number"] >= 5 for t in pruned)
+    assert len([t for t in trials if t["duplicate_of"] is None]) == 9 and pruned and all(t["number"] >= 5 for t in pruned)
     assert all(t["error"].startswith("pruned: epoch 1") for t in pruned)
     assert {"PRUNED", "COMPLETE"} == set(_optuna_states(tmp_path / "s.db"))
 
@@ -305,7 +318,7 @@ def test_resume_after_sigkill_mid_trial(tmp_path):
     retry = [t for t in after.values() if t["retry_of"] == killed]
     assert len(retry) == 1 and retry[0]["params"] == before[killed]["params"]
     assert retry[0]["state"] == "COMPLETE"
-    hashes = [t["genotype_hash"] for t in after.values() if t["state"] == "COMPLETE"]
+    hashes = [t["genotype_hash"] for t in evaluated(after.values())]
     assert len(hashes) == 3 == TrialStore(db).count("k")
     assert "RUNNING" not in _optuna_states(db, "k")
 
@@ -318,7 +331,7 @@ def test_parallel_workers_share_the_store(tmp_path):
     assert rc == 0
     trials = TrialStore(db).trials("w")
     workers = {t["worker"] for t in trials}
-    assert sum(t["state"] == "COMPLETE" for t in trials) == 4 and len(workers) == 2
+    assert len(evaluated(trials)) == 4 and len(workers) == 2
 
 
 @pytest.mark.slow
@@ -340,7 +353,7 @@ def test_ctrl_c_on_parallel_workers_stops_cleanly_and_resumes(tmp_path):
     assert stopped and all(t["state"] == "FAIL" for t in stopped)
     assert main(argv) == 0
     after = TrialStore(db).trials("c")
-    assert sum(t["state"] == "COMPLETE" for t in after) == 4
+    assert len(evaluated(after)) == 4
     assert {t["number"] for t in stopped} <= {t["retry_of"] for t in after}
 
 
@@ -349,5 +362,5 @@ def test_every_sampler_runs_within_the_budget(tmp_path, sampler):
     run_search(_config(tmp_path, sampler=sampler, trials=4), evaluator=FakeEvaluator(),
                space=TinySpace(), out=lambda s: None)
     trials = TrialStore(tmp_path / "s.db").trials("t")
-    done = [t for t in trials if t["state"] == "COMPLETE"]
+    done = evaluated(trials)
     assert len(done) == 4 and all(t["target_macs"] <= 300_000 for t in done)

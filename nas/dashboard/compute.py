@@ -338,9 +338,10 @@ def finished(trials: Sequence[dict]) -> list[dict]:
 
 
 def usable(trial: dict, metric: str = "accuracy") -> bool:
-    """True for a COMPLETE trial with a finite ``metric`` not marked infeasible."""
+    """True for a COMPLETE trial with a finite ``metric``, not marked infeasible and not a
+    repeat of an architecture evaluated earlier (``duplicate_of``: its result is reused)."""
     return (trial.get("state") == "COMPLETE" and is_number(trial.get(metric))
-            and trial.get("feasible", True) is not False)
+            and trial.get("feasible", True) is not False and trial.get("duplicate_of") is None)
 
 
 def best_trial(trials: Sequence[dict]) -> dict | None:

@@ -65,9 +65,15 @@ def run_trial(job: SearchJob, slot: int, number: int, params: dict, *,
             store.finish(slot, "PRUNED", error=reason, feasible=False, number=number, **ids, **metrics)
             return Outcome("PRUNED", feasible=False, metrics=metrics, error=reason)
         genotype = job.space.build(params)
-        store.start(slot, number, **ids, genotype=genotype.to_json(),
-                    genotype_hash=genotype.canonical_hash(), **metrics)
+        digest = genotype.canonical_hash()
+        store.start(slot, number, **ids, genotype=genotype.to_json(), genotype_hash=digest, **metrics)
         started = True
+        prior = store.evaluated(slot, digest)
+        if prior is not None:  # the same architecture again: reuse its result, train nothing
+            metrics.update({k: prior[k] for k in _METRICS})
+            store.finish(slot, "COMPLETE", duplicate_of=prior["number"],
+                         **{k: metrics.get(k) for k in _METRICS})
+            return Outcome("COMPLETE", values=objective_values(job, metrics), metrics=metrics)
         result = dict(job.evaluator(genotype, report or (lambda e, a: None)))
         metrics.update({k: v for k, v in result.items() if k != "epochs"})
         values = objective_values(job, metrics)
