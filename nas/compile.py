@@ -67,7 +67,7 @@ def _emit(g: Genotype, shapes: dict, root: nn.Module, outputs: tuple[str, ...]) 
     env: dict[str, fx.Node] = {}
     for n in order:
         spec = g.spec(n)
-        if spec.name == "input":
+        if n == g.input:
             env[n] = graph.placeholder("x")
             continue
         ins = g.inputs(n)
@@ -75,13 +75,16 @@ def _emit(g: Genotype, shapes: dict, root: nn.Module, outputs: tuple[str, ...]) 
         first = source[ins[0]] if ins else None
         inplace = (spec.inplace_capable and first is not None and uses[first] == 1
                    and g.spec(first).inplace_safe and first not in outputs)
-        built = spec.torch(spec.resolve(g.attrs(n)), [shapes[i] for i in ins], inplace)
-        if built is None:
+        if spec.passthrough:
             env[n] = args[0]
-        elif isinstance(built, Call):
+            continue
+        module = root.get_submodule(n) if _installed(root, n) else None
+        built = module or spec.torch(spec.resolve(g.attrs(n)), [shapes[i] for i in ins], inplace)
+        if isinstance(built, Call):
             env[n] = _call(graph, built, args)
         else:
-            _install(root, n, built)
+            if module is None:  # the eval graph of a net with aux heads reuses the train graph's
+                _install(root, n, built)
             env[n] = graph.call_module(n, tuple(args))
     results = [env[o] for o in outputs]
     graph.output(results[0] if len(results) == 1 else tuple(results))
@@ -105,11 +108,20 @@ def _alias_sources(g: Genotype, order: list[str]) -> dict[str, str]:
     """Map every node to the node that really produces its tensor (through identities)."""
     source: dict[str, str] = {}
     for n in order:
-        if g.spec(n).name == "identity":
+        if g.spec(n).passthrough:
             source[n] = source[g.inputs(n)[0]]
         else:
             source[n] = n
     return source
+
+
+def _installed(root: nn.Module, path: str) -> bool:
+    owner = root
+    for part in path.split("."):
+        owner = owner._modules.get(part) if isinstance(owner, nn.Module) else None
+        if owner is None:
+            return False
+    return True
 
 
 def _install(root: nn.Module, path: str, module: nn.Module) -> None:

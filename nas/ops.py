@@ -115,6 +115,7 @@ class OpSpec:
     width_attr: str | None = None   # the attribute that sets the output width (classifiers)
     inplace_safe: bool = False      # a sole consumer may overwrite this op's output
     inplace_capable: bool = False   # the op can overwrite its first input
+    passthrough: bool = False       # compiles to its input tensor itself (no code)
     schema: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -413,10 +414,11 @@ op(OpSpec("adaptive_avgpool", "Adaptive average pooling to a fixed output size (
 
 # ---------------------------------------------------------------- structure
 def _identity_torch(a, ins, inplace):
-    return None  # the compiler forwards the input unchanged
+    return None  # passthrough: the compiler forwards the input tensor
 
 
-op(OpSpec("identity", "Skip connection: the input unchanged.", (), _unary, _identity_torch))
+op(OpSpec("identity", "Skip connection: the input unchanged.", (), _unary, _identity_torch,
+          passthrough=True))
 
 
 def _add_shape(a, ins):
