@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 
 def compile(genotype, *, in_channels=None, num_classes=None):  # noqa: A001 - the product's verb
-    """Compile a genotype into a torch module (see :func:`nas.compile.compile`)."""
-    from nas.compile import compile as _compile
+    """Compile a genotype into a torch module (see :func:`nas.compiler.compile`)."""
+    from nas.compiler import compile as _compile
 
     return _compile(genotype, in_channels=in_channels, num_classes=num_classes)

@@ -61,7 +61,7 @@ def write_onnx(genotype: Genotype, path: Path) -> Path:
     """Export ``genotype`` at its own input spec to an ONNX file (batch size 1)."""
     import torch
 
-    from nas.compile import compile as compile_genotype
+    from nas.compiler import compile as compile_genotype
 
     model = compile_genotype(genotype).eval()
     x = torch.zeros(1, *genotype.input_shape)

@@ -329,8 +329,6 @@ def _poll(job: SearchJob, printer: "Progress", seen: set, summary: RunSummary) -
 
 def _worker_main(config: dict, index: int) -> None:
     """Entry point of one worker process."""
-    import torch
-
     from nas.strategies.optuna_backend import OptunaStrategy
 
     signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from nas import count, zoo
-from nas.compile import compile
-from nas.cost import FLOPS_PER_MAC
+from nas.compiler import compile
 from nas.errors import NasError, UnknownNameError
 from nas.genotype import Genotype
+from nas.measure import measured_params_macs
 from nas.zoo import ZOO, ZooEntry
 from nas.zoo.__main__ import main
 from nas.zoo.compare import bias_adds, compare, matches, precision
@@ -88,22 +88,11 @@ def test_counts_equal_the_golden_file(name):
 
 
 # ------------------------------------------------------------------ counts == PyTorch
-def _measure_on_meta(g: Genotype) -> tuple[int, int]:
-    """PyTorch's own params (sum of numel) and FlopCounterMode MACs, on shape-only tensors."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.device("meta"):
-        module = compile(g).eval()
-        with FlopCounterMode(display=False) as counter:
-            module(torch.zeros(1, *g.input_shape))
-    return sum(p.numel() for p in module.parameters()), counter.get_total_flops() // FLOPS_PER_MAC
-
-
 @pytest.mark.parametrize("name", _params(slow_if_large=True))
 def test_counted_equals_pytorch_measured(name):
     g = zoo.build(name)
     c = count(g)
-    assert _measure_on_meta(g) == (c.params, c.macs)
+    assert measured_params_macs(g, device="meta") == (c.params, c.macs)
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nas import count, zoo
-from nas.compile import compile
+from nas.compiler import compile
 from nas.genotype import Genotype
 from nas.measure import measured_params_macs
 from nas.zoo import densenet, inception, lenet
@@ -74,16 +74,11 @@ def test_paper_figures_within_2_percent_or_explained(name):
             assert len(e.note) > 80, "a gap over 2% needs its explanation in the note"
 
 
-def _meta_measure(g: Genotype):
-    with torch.device("meta"):  # shapes only: no weight init, no arithmetic
-        return measured_params_macs(g)
-
-
 @pytest.mark.parametrize("name", MINE)
 def test_counts_equal_pytorch_measurement(name):
     g = zoo.build(name)
     c = count(g)
-    assert (c.params, c.macs) == _meta_measure(g)
+    assert (c.params, c.macs) == measured_params_macs(g, device="meta")
     if name in FAST_MEASURE:
         assert (c.params, c.macs) == measured_params_macs(g)
 
@@ -209,7 +204,7 @@ def test_googlenet_aux_heads_count_params_not_macs(paper):
     assert ca.macs == cp.macs and ca.params > cp.params
     if not paper:
         assert ca.params == 13_004_888  # torchvision's googlenet(aux_logits=True)
-    assert (ca.params, ca.macs) == _meta_measure(aux)
+    assert (ca.params, ca.macs) == measured_params_macs(aux, device="meta")
     assert len(aux.aux_outputs) == 2 and set(aux.classifiers) == {aux.output, *aux.aux_outputs}
     if not paper:  # the paper's heads pool 5x5/3 over 14x14 maps: 224 input only (slow test)
         module = compile(at_size(aux, 96), num_classes=5)

@@ -15,7 +15,7 @@ from handwritten_resnet import HandResNet  # noqa: E402
 
 import torch  # noqa: E402
 
-from nas.compile import compile  # noqa: E402
+from nas.compiler import compile  # noqa: E402
 from nas.zoo.resnet import BOTTLENECK, resnet  # noqa: E402
 
 

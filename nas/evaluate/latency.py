@@ -55,7 +55,7 @@ def _module(obj, input_shape, seed: int):
         return obj
     if not isinstance(obj, Genotype):
         raise NasError(f"expected a Genotype or a torch module, got {type(obj).__name__}")
-    from nas.compile import compile as compile_genotype
+    from nas.compiler import compile as compile_genotype
 
     g = obj.retarget(in_channels=input_shape[0])
     g.graph.nodes[g.input]["attrs"] = {**g.attrs(g.input), "shape": list(input_shape)}

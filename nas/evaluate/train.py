@@ -69,7 +69,7 @@ def build_model(genotype: Genotype, dataset: Dataset, *, seed: int = 0):
     """The compiled proxy model of ``genotype`` with weights initialised under ``seed``."""
     import torch
 
-    from nas.compile import compile as compile_genotype
+    from nas.compiler import compile as compile_genotype
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

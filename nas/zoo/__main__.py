@@ -135,7 +135,7 @@ def cmd_export(name: str, fmt: str, output: str) -> str:
         return f"wrote {name} genotype JSON to {path}"
     import torch
 
-    from nas.compile import compile
+    from nas.compiler import compile
 
     module = compile(_inference(g)).eval()
     x = torch.zeros(1, *g.input_shape)

@@ -6,7 +6,6 @@ dict is legible. Works with ``torch.compile``, ``channels_last``, TorchScript an
 """
 from __future__ import annotations
 
-import operator
 from collections import Counter
 
 import networkx as nx

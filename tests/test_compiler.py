@@ -130,3 +130,11 @@ def test_aux_heads_run_in_training_only_and_share_weights():
     assert "aux.fc.weight" in keys and len(keys) == len(set(keys))
     assert sum(p.numel() for p in m.parameters()) == count(g.retarget(num_classes=5)).params
     assert measured_params_macs(g)[1] == count(g).macs
+
+
+def test_nas_compile_stays_the_function_after_submodules_load():
+    import nas
+    import nas.compiler  # noqa: F401
+    import nas.measure  # noqa: F401
+
+    assert callable(nas.compile) and nas.compile.__module__ == "nas"
