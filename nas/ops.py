@@ -193,10 +193,6 @@ def _windowed(c: int, h: int, w: int, a: dict, what: str, ceil_mode=False) -> Sh
             _window_out(w, kw, sw, pw, dw, ceil_mode, what))
 
 
-def _same(shape: Shape) -> Shape:
-    return shape
-
-
 def _unary(attrs, ins):
     return ins[0]
 

@@ -16,10 +16,18 @@ PAPER = "He et al. 2016b, Identity Mappings in Deep Residual Networks"
 CIFAR = (3, 32, 32)
 
 
-def _head(b: GraphBuilder, x: str, num_classes: int) -> str:
-    """The pre-activation net's final BN-ReLU, then pool -> flatten -> fc."""
+def _stages_and_head(b: GraphBuilder, x: str, depths, widths, expansion: int,
+                     num_classes: int) -> Genotype:
+    """Stages of bottleneck units (stride 2 opening every stage but the first), then the
+    pre-activation net's final BN-ReLU, pool -> flatten -> fc."""
+    for i, (depth, width) in enumerate(zip(depths, widths)):
+        for j in range(depth):
+            with b.scope(f"layer{i + 1}.{j}"):
+                x = blocks.preact_block(b, x, width * expansion, 2 if i > 0 and j == 0 else 1,
+                                        width=width)
     x = b.node("relu", "relu", [b.node("bn", "bn", [x])])
-    return blocks.classifier(b, x, num_classes)
+    y = blocks.classifier(b, x, num_classes)
+    return b.build(y, classifiers=[y], meta={"family": "preact_resnet"})
 
 
 def preact_resnet_cifar(depth: int, *, widths=(16, 32, 64), expansion: int = 4,
@@ -35,13 +43,7 @@ def preact_resnet_cifar(depth: int, *, widths=(16, 32, 64), expansion: int = 4,
     n = (depth - 2) // 9
     b = GraphBuilder(input_shape, name or f"preact_resnet{depth}")
     x = blocks.conv(b, b.input, widths[0], 3, name="conv1")
-    for i, width in enumerate(widths):
-        for j in range(n):
-            with b.scope(f"layer{i + 1}.{j}"):
-                x = blocks.preact_block(b, x, width * expansion, 2 if i > 0 and j == 0 else 1,
-                                        width=width)
-    y = _head(b, x, num_classes)
-    return b.build(y, classifiers=[y], meta={"family": "preact_resnet"})
+    return _stages_and_head(b, x, [n] * len(widths), widths, expansion, num_classes)
 
 
 def preact_resnet_imagenet(depths: tuple[int, ...], *, widths=(64, 128, 256, 512),
@@ -52,13 +54,7 @@ def preact_resnet_imagenet(depths: tuple[int, ...], *, widths=(64, 128, 256, 512
     b = GraphBuilder(input_shape, name or "preact_resnet")
     x = blocks.conv_bn_act(b, b.input, widths[0], 7, 2, suffix="1")
     x = b.node("maxpool", "maxpool", [x], kernel=3, stride=2, padding=1)
-    for i, (depth, width) in enumerate(zip(depths, widths)):
-        for j in range(depth):
-            with b.scope(f"layer{i + 1}.{j}"):
-                x = blocks.preact_block(b, x, width * expansion, 2 if i > 0 and j == 0 else 1,
-                                        width=width)
-    y = _head(b, x, num_classes)
-    return b.build(y, classifiers=[y], meta={"family": "preact_resnet"})
+    return _stages_and_head(b, x, depths, widths, expansion, num_classes)
 
 
 @entry("preact_resnet164", "preact_resnet", PAPER + ", Table 2 (CIFAR-10)", input_shape=CIFAR,
