@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from nas.cost import human, parse_budget
+from nas import cli
 from nas.errors import NasError
 from nas.strategies import OBJECTIVES, RunSummary, SearchJob
 
@@ -494,53 +495,42 @@ def _clock(seconds: float) -> str:
 
 
 # ---------------------------------------------------------------- CLI
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse prints usage too)
-        self.exit(2, f"{self.prog}: error: {message}; see --help\n")
-
-
-def _duration(text: str) -> float:
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|m|min|h)?\s*", text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use seconds or e.g. 90s, 10m, 1h")
-    return float(m.group(1)) * {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600}[m.group(2)]
-
-
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     from nas.cost import BUDGET_FORMS
 
     d = SearchConfig(space="")
-    p = _Parser(prog="python -m nas.search", description=__doc__.split("\n\n")[0],
+    p = cli.ArgumentParser(prog="python -m nas.search", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--space", required=True, help="space name in search_spaces/ or a .yaml path")
     p.add_argument("--budget", help=f"MAC budget at the target spec, e.g. {BUDGET_FORMS}")
     p.add_argument("--params-budget", help="parameter budget, e.g. 25M")
-    p.add_argument("--trials", type=int, default=d.trials, help="evaluated trials the study should reach")
-    p.add_argument("--timeout", type=_duration, help="stop starting trials after this long (90s, 10m)")
+    p.add_argument("--trials", type=cli.positive_int, default=d.trials, help="evaluated trials the study should reach")
+    p.add_argument("--timeout", type=cli.duration, help="stop starting trials after this long (90s, 10m)")
     p.add_argument("--sampler", default=d.sampler, help="tpe, nsga2, nsga3, random, gp or qmc")
     p.add_argument("--objectives", default=",".join(d.objectives),
                    help="accuracy alone (under the budget) or accuracy with macs, params, latency")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per trial")
+    p.add_argument("--epochs", type=cli.positive_int, default=d.epochs, help="training epochs per trial")
     p.add_argument("--dataset", default=d.dataset, help="mnist, cifar10:PATH, folder:PATH")
-    p.add_argument("--resolution", type=int, default=d.resolution, help="proxy input size")
-    p.add_argument("--limit", type=int, default=d.limit, help="images used (train + val); 0 = all")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--resolution", type=cli.resolution, default=d.resolution, help="proxy input size")
+    p.add_argument("--limit", type=cli.image_limit, default=d.limit, help="images used (train + val); 0 = all")
+    p.add_argument("--batch-size", type=cli.int_range(2), default=d.batch_size,
+                   help="images per step (>= 2: BatchNorm trains on batches)")
+    p.add_argument("--lr", type=cli.positive_float, default=d.lr, help="learning rate (finite, > 0)")
     p.add_argument("--proxy", help="score with a zero-cost proxy instead of training (e.g. naswot)")
     p.add_argument("--storage", default=d.storage, help="SQLAlchemy URL or SQLite file path")
     p.add_argument("--study", help="study name (default: from space, budget and objectives)")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=cli.seed, default=d.seed, help="random seed, 0..2**32-1")
     p.add_argument("--no-seeds", action="store_true", help="do not start from the classic nets")
-    p.add_argument("--workers", type=int, default=d.workers, help="parallel worker processes")
-    p.add_argument("--threads", type=int, default=d.threads,
+    p.add_argument("--workers", type=cli.count, default=d.workers, help="parallel worker processes")
+    p.add_argument("--threads", type=cli.count, default=d.threads,
                    help="torch threads per worker (1 is fastest for small nets on a busy machine)")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1")
     p.add_argument("--dashboard", help="dashboard HTML path (default dashboards/<study>.html)")
     p.add_argument("--backend", default=d.backend, choices=("optuna", "ray"),
                    help="optuna: trials in this process (--workers processes); ray: Ray Tune")
-    p.add_argument("--cpus-per-trial", type=float, default=d.cpus_per_trial, help="ray: CPUs per trial")
-    p.add_argument("--gpus-per-trial", type=float, default=d.gpus_per_trial,
+    p.add_argument("--cpus-per-trial", type=cli.positive_float, default=d.cpus_per_trial, help="ray: CPUs per trial")
+    p.add_argument("--gpus-per-trial", type=cli.nonnegative_float, default=d.gpus_per_trial,
                    help="ray: GPUs per trial (fractional: 0.5 = two trials per GPU)")
     p.add_argument("--ray-address", help="ray: join this cluster (auto, or HEAD_IP:6379, from a "
                                          "cluster node); default: start a local one")
@@ -589,8 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = run_search(c)
     except NasError as e:
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-        return 2
+        return cli.fail(e)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
