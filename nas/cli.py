@@ -33,7 +33,7 @@ RESOLUTION_MIN = 4
 #: Upper bound of process/thread counts: far above any machine, low enough not to fork-bomb it.
 COUNT_MAX = 1024
 #: Longest error line printed (a message quoting a huge input is cut, not dumped).
-LINE_MAX = 600
+LINE_MAX = 2000
 
 
 def one_line(text: str, limit: int = LINE_MAX) -> str:

@@ -5,11 +5,11 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Sequence
 
+from nas import cli
 from nas.errors import NasError
 from nas.genotype import Genotype
 
@@ -92,28 +92,19 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in name)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}; see --help\n")
-
-
+@cli.guarded
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; 0 on success, 2 on bad input."""
-    p = _Parser(prog="python -m nas.export", description=__doc__.split("\n\n")[0])
+    p = cli.ArgumentParser(prog="python -m nas.export", description=__doc__.split("\n\n")[0])
     p.add_argument("--storage", required=True, help="SQLAlchemy URL or SQLite file of a search")
     p.add_argument("--study", required=True)
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--trial", type=int, help="trial number")
+    which.add_argument("--trial", type=cli.nonnegative_int, help="trial number")
     which.add_argument("--best", action="store_true", help="the most accurate completed trial")
     p.add_argument("--out", help="JSON path (default <study>-trial<N>.json); ONNX goes beside it")
     p.add_argument("--onnx", action="store_true", help="also write an ONNX model (target spec)")
     a = p.parse_args(argv)
-    try:
-        paths = export(a.storage, a.study, number=None if a.best else a.trial, out=a.out,
-                       onnx=a.onnx)
-    except NasError as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
+    paths = export(a.storage, a.study, number=None if a.best else a.trial, out=a.out, onnx=a.onnx)
     for path in paths:
         print(path)
     return 0

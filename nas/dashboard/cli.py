@@ -1,12 +1,11 @@
 """Reading studies from the trial store, ``render()`` and the command line."""
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from pathlib import Path
 from typing import Sequence
 
+from nas import cli
 from nas.errors import NasError
 
 DEFAULT_DIR = Path("dashboards")
@@ -80,19 +79,15 @@ def render(storage_url: str, studies: Sequence[str] | None = None,
     return path
 
 
+@cli.guarded
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``python -m nas.dashboard --storage URL [--study NAME ...] [-o PATH]``."""
-    p = argparse.ArgumentParser(prog="python -m nas.dashboard",
+    p = cli.ArgumentParser(prog="python -m nas.dashboard",
                                 description="Render a search's dashboard as one offline HTML page.")
     p.add_argument("--storage", required=True, help="SQLAlchemy URL or SQLite file of the search")
     p.add_argument("--study", action="extend", nargs="+", metavar="NAME",
                    help="studies to show; several are compared (default: all)")
     p.add_argument("-o", "--output", help="HTML file to write (default dashboards/<study>.html)")
     args = p.parse_args(argv)
-    try:
-        path = render(args.storage, args.study, args.output)
-    except NasError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(path)
+    print(render(args.storage, args.study, args.output))
     return 0

@@ -6,13 +6,14 @@ multiply-accumulates ("FLOPs" in the papers).
 """
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import time
 
+from nas import cli
 from nas.cost import human, parse_budget
-from nas.errors import NasError
+#: Most random samples `show` draws (each is a costed architecture).
+SAMPLES_MAX = 1_000_000
 
 
 def summarize(space, budget_macs: int | None = None, params_budget: int | None = None,
@@ -74,38 +75,34 @@ def _print_show(s: dict, budget_macs, params_budget, samples: int) -> None:
               f"feasible {100 * s['sampled_feasible']:.1f}%  ({s['sampled_seconds']:.1f} s)")
 
 
+@cli.guarded
 def main(argv=None) -> int:
     """List the shipped spaces or describe one; bad input exits 2 with one line."""
-    ap = argparse.ArgumentParser(prog="python -m nas.spaces", description=__doc__.splitlines()[0])
+    ap = cli.ArgumentParser(prog="python -m nas.spaces", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="the spaces in search_spaces/")
     show = sub.add_parser("show", help="parameters, size, seeds and sampled MACs of a space")
     show.add_argument("name", help="a space name or a path to a .yaml file")
     show.add_argument("--budget", help="MAC budget, e.g. 2GFLOPs, 600M, 2e9")
     show.add_argument("--params-budget", help="parameter budget, e.g. 10M")
-    show.add_argument("--samples", type=int, default=1000, help="random samples (default 1000)")
-    show.add_argument("--seed", type=int, default=0)
+    show.add_argument("--samples", type=cli.int_range(0, SAMPLES_MAX), default=1000,
+                      help="random samples (default 1000)")
+    show.add_argument("--seed", type=cli.seed, default=0, help="random seed, 0..2**32-1")
     args = ap.parse_args(argv)
     from nas.spaces import list_spaces, load_space
 
-    try:
-        if args.cmd == "list":
-            for name in list_spaces():
-                space = load_space(name)
-                print(f"{name:<16} {len(space.params):>3} params  size {_size(space.size()):<22} "
-                      f"{len(space.seeds())} seeds  {space.description.splitlines()[0] if space.description else ''}")
-            return 0
-        budget = parse_budget(args.budget) if args.budget else None
-        params_budget = parse_budget(args.params_budget) if args.params_budget else None
-        if args.samples < 0:
-            raise NasError(f"--samples must be >= 0, got {args.samples}")
-        space = load_space(args.name)
-        _print_show(summarize(space, budget, params_budget, args.samples, args.seed), budget,
-                    params_budget, args.samples)
+    if args.cmd == "list":
+        for name in list_spaces():
+            space = load_space(name)
+            print(f"{name:<16} {len(space.params):>3} params  size {_size(space.size()):<22} "
+                  f"{len(space.seeds())} seeds  {space.description.splitlines()[0] if space.description else ''}")
         return 0
-    except NasError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    budget = parse_budget(args.budget) if args.budget else None
+    params_budget = parse_budget(args.params_budget) if args.params_budget else None
+    space = load_space(args.name)
+    _print_show(summarize(space, budget, params_budget, args.samples, args.seed), budget,
+                params_budget, args.samples)
+    return 0
 
 
 if __name__ == "__main__":

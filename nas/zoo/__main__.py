@@ -9,13 +9,13 @@ MACs are multiply-accumulates of conv and linear layers (papers' "FLOPs").
 """
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 import sys
 import warnings
 from pathlib import Path
 
+from nas import cli
 from nas.cost import count, human
 from nas.errors import NasError
 from nas.genotype import Genotype
@@ -23,8 +23,8 @@ from nas.genotype import Genotype
 FORMATS = ("json", "onnx", "torchscript")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nas.zoo", description=__doc__.split("\n\n")[0])
+def _parser() -> cli.ArgumentParser:
+    p = cli.ArgumentParser(prog="python -m nas.zoo", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="table of every entry (or those matching PATTERN)")
     ls.add_argument("pattern", nargs="?", default="*",
@@ -161,12 +161,10 @@ def golden() -> dict:
     return out
 
 
+@cli.guarded
 def main(argv: list[str] | None = None) -> int:
-    """Run the zoo CLI; returns the exit status (2 for bad input)."""
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as e:  # argparse already printed the usage message
-        return int(e.code or 0)
+    """Run the zoo CLI; returns the exit status (2 for bad input, one line on stderr)."""
+    args = _parser().parse_args(argv)
     try:
         if args.command == "list":
             print(cmd_list(args.pattern))
@@ -184,14 +182,10 @@ def main(argv: list[str] | None = None) -> int:
                 Path(args.output).write_text(text)
             else:
                 sys.stdout.write(text)
-    except NasError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # the reader (e.g. `head`) stopped early: not an error
         sys.stdout = None  # type: ignore[assignment]  # no flush of the closed pipe at exit
     except OSError as e:
-        print(f"error: cannot write output: {e}", file=sys.stderr)
-        return 2
+        return cli.fail(f"cannot write output: {e}")
     return 0
 
 
