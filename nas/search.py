@@ -117,8 +117,8 @@ class TrainEvaluator:
 
             r = train(genotype, self.dataset, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
                       seed=c.seed, device=self.device, on_epoch=on_epoch)
-            out.update(accuracy=r.accuracy, proxy_params=r.proxy_params, proxy_macs=r.proxy_macs,
-                       epochs=r.history)
+            out.update(accuracy=r.accuracy, val_loss=r.val_loss, proxy_params=r.proxy_params,
+                       proxy_macs=r.proxy_macs, epochs=r.history)
         if "latency" in c.objectives:
             from nas.evaluate.latency import measure_latency
 

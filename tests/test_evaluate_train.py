@@ -5,7 +5,7 @@ from nas.builder import GraphBuilder
 from nas.cost import count
 from nas.errors import NasError
 from nas.evaluate.data import load_dataset
-from nas.evaluate.train import TrialFailure, proxy_genotype, train
+from nas.evaluate.train import TrialFailure, build_model, evaluate, proxy_genotype, train
 from nas.zoo.resnet import resnet
 
 
@@ -25,8 +25,10 @@ def test_one_epoch_beats_chance_on_embedded_mnist(mnist, small):
     assert r.accuracy > 0.5           # chance is 0.1
     assert seen == [(1, r.accuracy)] and r.epochs == 1
     h = r.history[0]
-    assert set(h) == {"epoch", "train_loss", "val_accuracy", "seconds"}
+    assert set(h) == {"epoch", "train_loss", "val_accuracy", "val_loss", "seconds"}
     assert h["train_loss"] < 2.3      # below the loss of a uniform guess, ln 10
+    assert 0 < h["val_loss"] < 2.3
+    assert r.val_loss == r.best_val_loss == h["val_loss"]
     assert r.images_per_second > 0 and r.seconds >= h["seconds"] > 0
 
 
@@ -84,3 +86,27 @@ def test_architecture_too_big_for_the_proxy_input_is_a_trial_failure(mnist):
 def test_bad_arguments(mnist, small, kwargs):
     with pytest.raises(NasError):
         train(small, mnist, **kwargs)
+
+
+def test_evaluate_reports_accuracy_and_mean_cross_entropy_over_the_whole_split(mnist, small):
+    import torch
+    import torch.nn.functional as F
+
+    model = build_model(small, mnist, seed=3)
+    model.eval()
+    with torch.no_grad():
+        logits = model(mnist.val_x)
+    want_loss = F.cross_entropy(logits, mnist.val_y).item()
+    want_acc = (logits.argmax(1) == mnist.val_y).sum().item() / len(mnist.val_y)
+    # batches that do not divide the split: the mean is over images, not over batches
+    got = evaluate(model, mnist, batch_size=7)
+    assert set(got) == {"accuracy", "loss"}
+    assert got["accuracy"] == pytest.approx(want_acc, abs=1e-9)
+    assert got["loss"] == pytest.approx(want_loss, rel=1e-5)
+
+
+def test_best_val_loss_is_the_lowest_epoch(mnist, small):
+    r = train(small, mnist, epochs=3, max_train_batches=2, batch_size=16)
+    losses = [h["val_loss"] for h in r.history]
+    assert r.val_loss == losses[-1] and r.best_val_loss == min(losses)
+    assert r.to_dict()["best_val_loss"] == min(losses)

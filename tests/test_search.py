@@ -364,3 +364,16 @@ def test_every_sampler_runs_within_the_budget(tmp_path, sampler):
     trials = TrialStore(tmp_path / "s.db").trials("t")
     done = evaluated(trials)
     assert len(done) == 4 and all(t["target_macs"] <= 300_000 for t in done)
+
+
+def test_train_evaluator_reports_val_loss_per_trial_and_per_epoch():
+    from nas.search import TrainEvaluator
+
+    c = SearchConfig(space="tiny", limit=120, resolution=16, epochs=2, device="cpu")
+    ev = TrainEvaluator(c, TinySpace.input_shape, "cpu")
+    seen = []
+    out = ev(TinySpace().build({"width": 8, "depth": 1}), lambda e, a: seen.append(e))
+    assert seen == [1, 2] and [e["epoch"] for e in out["epochs"]] == [1, 2]
+    assert all(e["val_loss"] > 0 for e in out["epochs"])
+    assert out["val_loss"] == out["epochs"][-1]["val_loss"]
+    assert out["accuracy"] == out["epochs"][-1]["val_accuracy"]

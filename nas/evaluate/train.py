@@ -1,7 +1,7 @@
 """Proxy training: a genotype retargeted to a dataset, trained E epochs, validated each epoch.
 
     result = train(genotype, load_dataset("mnist"), epochs=2, on_epoch=report)
-    result.accuracy, result.history
+    result.accuracy, result.val_loss, result.history
 
 SGD with Nesterov momentum and a per-step cosine schedule by default. The data stays in
 memory as tensors: each step indexes a slice of a seeded random permutation (no DataLoader,
@@ -35,7 +35,8 @@ class TrialFailure(NasError):
 
 @dataclass
 class TrainResult:
-    """What a proxy training run measured; ``accuracy`` is the last epoch's val accuracy."""
+    """What a proxy training run measured; ``accuracy`` and ``val_loss`` are the last epoch's
+    validation accuracy and mean validation cross-entropy (main head)."""
 
     accuracy: float
     best_accuracy: float
@@ -45,6 +46,8 @@ class TrainResult:
     proxy_params: int
     proxy_macs: int
     images_per_second: float
+    val_loss: float = float("nan")
+    best_val_loss: float = float("nan")
     device: str = "cpu"
     extra: dict = field(default_factory=dict)
 
@@ -114,7 +117,9 @@ def train(genotype: Genotype, dataset: Dataset, *, epochs: int = 1, batch_size: 
     train_s = sum(t for t, _ in timing)
     images = sum(k for _, k in timing)
     accs = [h["val_accuracy"] for h in history]
+    losses = [h["val_loss"] for h in history]
     return TrainResult(accuracy=accs[-1], best_accuracy=max(accs), history=history,
+                       val_loss=losses[-1], best_val_loss=min(losses),
                        seconds=sum(h["seconds"] for h in history), epochs=len(history),
                        proxy_params=cost.params, proxy_macs=cost.macs,
                        images_per_second=images / train_s if train_s > 0 else float("nan"),
@@ -189,9 +194,11 @@ def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay
             if cuda:
                 torch.cuda.synchronize(dev)
             t1 = clock()
-            acc = evaluate(model, data, batch_size=eval_batch_size, layout=layout)
+            val = evaluate(model, data, batch_size=eval_batch_size, layout=layout)
+            acc = val["accuracy"]
             history.append({"epoch": epoch, "train_loss": float(total) / max(steps, 1),
-                            "val_accuracy": acc, "seconds": clock() - t0})
+                            "val_accuracy": acc, "val_loss": val["loss"],
+                            "seconds": clock() - t0})
             timing.append((t1 - t0, steps * bs))
             if on_epoch is not None:
                 on_epoch(epoch, acc)
@@ -221,21 +228,33 @@ def _oom(e: BaseException, dev, batch_size: int) -> TrialFailure:
                         "use a smaller batch size or a smaller proxy resolution")
 
 
-def evaluate(model, data: Dataset, *, batch_size: int = 1000, layout=None) -> float:
-    """Top-1 accuracy of ``model`` on ``data``'s validation split (in [0, 1])."""
+def evaluate(model, data: Dataset, *, batch_size: int = 1000, layout=None) -> dict:
+    """``{"accuracy", "loss"}`` of ``model`` on ``data``'s validation split: top-1 accuracy in
+    [0, 1] and the mean cross-entropy over the whole split (main head only; NaN when the split
+    is empty)."""
     import torch
+    import torch.nn.functional as F
 
     dev = next(model.parameters()).device
     cuda = dev.type == "cuda"
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=dev)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
     x_all, y_all = data.val_x.to(dev), data.val_y.to(dev)
     autocast = torch.autocast("cuda", dtype=torch.float16) if cuda else nullcontext()
     with torch.inference_mode(), autocast:
         for i in range(0, len(y_all), batch_size):
             xb = x_all[i:i + batch_size]
+            yb = y_all[i:i + batch_size]
             if layout is torch.channels_last:
                 xb = xb.contiguous(memory_format=layout)
             out = model(xb)
-            correct += (out.argmax(1) == y_all[i:i + batch_size]).sum()
-    return correct.item() / max(len(y_all), 1)
+            if isinstance(out, (tuple, list)):  # main head first
+                out = out[0]
+            out = out.float()
+            correct += (out.argmax(1) == yb).sum()
+            loss_sum += F.cross_entropy(out, yb, reduction="sum").double()
+    n = len(y_all)
+    if n == 0:
+        return {"accuracy": 0.0, "loss": float("nan")}
+    return {"accuracy": correct.item() / n, "loss": loss_sum.item() / n}
