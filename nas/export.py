@@ -36,11 +36,11 @@ def select_trial(storage: str, study: str, number: int | None) -> dict:
     """Trial ``number`` of ``study`` (the best one when None) from the store at ``storage``."""
     from nas.store import TrialStore
 
-    store = TrialStore(storage, create=False)
+    store = TrialStore(storage, readonly=True)
     try:
         if store.study(study) is None:
             names = [s["name"] for s in store.studies()]
-            raise ExportError(f"no study {study!r} in {store.url}; known: {', '.join(names) or 'none'}")
+            raise ExportError(f"no study {study!r} in {store.display_url}; known: {', '.join(names) or 'none'}")
         trials = store.trials(study)
     finally:
         store.close()

@@ -389,7 +389,7 @@ class Progress:
         budget = f"budget {_short(job.budget_macs)}MACs" if job.budget_macs else "no budget"
         self.out(f"study {job.study!r} ({'resumed: ' + str(self.done_before) + ' trials done' if existed else 'new'})"
                  f": space {job.space.name}, {budget}, objectives {'+'.join(job.objectives)}, "
-                 f"sampler {job.sampler}; database {job.store.url}")
+                 f"sampler {job.sampler}; database {job.store.display_url}")
         if prep.get("recovered") or prep.get("seeds"):
             self.out(f"  {prep.get('seeds', 0)} seed architecture(s) queued; "
                      f"{prep.get('recovered', 0)} interrupted trial(s) marked failed, "
@@ -434,7 +434,7 @@ class Progress:
         from nas.store import sqlite_path
 
         db = sqlite_path(job.store.url)
-        self.out(f"database: {db if db else job.store.url}")
+        self.out(f"database: {db if db else job.store.display_url}")
         return {"study": job.study, "storage": job.store.url, "summary": asdict(summary),
                 "seconds": seconds, "pareto": front, "trials": len(trials)}
 

@@ -15,8 +15,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
-                        create_engine, event, func, select)
+import math
+from urllib.parse import parse_qsl, urlencode
+
+from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text,
+                        UniqueConstraint, create_engine, event, func, inspect, select)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
@@ -26,6 +29,8 @@ from nas.errors import NasError
 STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL")
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 BUSY_TIMEOUT_MS = 30_000
+#: Longest study name (characters); a unique index needs a bounded column on some databases.
+NAME_MAX = 255
 
 
 class StoreError(NasError):
@@ -41,10 +46,10 @@ class StudyRow(Base):
 
     __tablename__ = "nas_studies"
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), unique=True)
-    space: Mapped[str] = mapped_column(String(255))
-    budget_macs: Mapped[int | None] = mapped_column(Integer)
-    params_budget: Mapped[int | None] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True)
+    space: Mapped[str] = mapped_column(Text)
+    budget_macs: Mapped[int | None] = mapped_column(BigInteger)
+    params_budget: Mapped[int | None] = mapped_column(BigInteger)
     objectives: Mapped[list] = mapped_column(JSON)
     config: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime)
@@ -63,11 +68,11 @@ class TrialRow(Base):
     params: Mapped[dict | None] = mapped_column(JSON)
     genotype: Mapped[str | None] = mapped_column(Text)
     genotype_hash: Mapped[str | None] = mapped_column(String(128), index=True)
-    seed_name: Mapped[str | None] = mapped_column(String(255))
-    target_params: Mapped[int | None] = mapped_column(Integer)
-    target_macs: Mapped[int | None] = mapped_column(Integer)
-    proxy_params: Mapped[int | None] = mapped_column(Integer)
-    proxy_macs: Mapped[int | None] = mapped_column(Integer)
+    seed_name: Mapped[str | None] = mapped_column(Text)
+    target_params: Mapped[int | None] = mapped_column(BigInteger)
+    target_macs: Mapped[int | None] = mapped_column(BigInteger)
+    proxy_params: Mapped[int | None] = mapped_column(BigInteger)
+    proxy_macs: Mapped[int | None] = mapped_column(BigInteger)
     accuracy: Mapped[float | None] = mapped_column(Float)
     proxy_score: Mapped[float | None] = mapped_column(Float)
     latency_ms: Mapped[float | None] = mapped_column(Float)
@@ -79,7 +84,7 @@ class TrialRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     duration_s: Mapped[float | None] = mapped_column(Float)
-    worker: Mapped[str | None] = mapped_column(String(255))
+    worker: Mapped[str | None] = mapped_column(Text)
     study: Mapped[StudyRow] = relationship(back_populates="trials")
     epochs: Mapped[list["EpochRow"]] = relationship(order_by="EpochRow.epoch",
                                                     cascade="all, delete-orphan")
@@ -109,6 +114,83 @@ def normalize_url(url: str | os.PathLike) -> str:
                              "as sqlite:///runs/nas.db or a plain file path") from None
         return text
     return "sqlite:///" + str(Path(text).expanduser().resolve())
+
+
+_SECRET_KEYS = {"password", "passwd", "pass", "pwd", "secret", "token", "sslpassword",
+                "access_token", "api_key", "apikey"}
+
+
+def mask_url(url: str | os.PathLike | None) -> str | None:
+    """``url`` fit to print or store: the password (and any password-like query parameter)
+    replaced by ``***``. Plain paths and text that is not a URL come back unchanged."""
+    if url is None:
+        return None
+    text = os.fspath(url)
+    if "://" not in text:
+        return text
+    try:
+        u = make_url(text)
+    except (ArgumentError, ValueError):  # not a SQLAlchemy URL: hide whatever sits before '@'
+        head, sep, tail = text.partition("://")
+        cred, at, rest = tail.rpartition("@")
+        if at and ":" in cred:
+            return f"{head}{sep}{cred.split(':', 1)[0]}:***@{rest}"
+        return text
+    if u.query:
+        u = u.set(query={k: ("***" if k.lower() in _SECRET_KEYS else v) for k, v in u.query.items()})
+    return u.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
+
+
+def mask_secrets(value: Any) -> Any:
+    """``value`` (plain data) with every URL string in it passed through :func:`mask_url`."""
+    if isinstance(value, str):
+        return mask_url(value) if "://" in value else value
+    if isinstance(value, dict):
+        return {k: mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+def _non_finite(value: Any, where: str) -> str | None:
+    """The path of the first NaN/inf number in ``value`` (JSON has no such numbers), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where} = {value!r}"
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for k, v in items:
+        found = _non_finite(v, f"{where}.{k}")
+        if found:
+            return found
+    return None
+
+
+def check_json(value: Any, where: str) -> Any:
+    """Raise StoreError when ``value`` holds NaN or infinity (stored JSON would be invalid)."""
+    found = _non_finite(value, where)
+    if found:
+        raise StoreError(f"cannot store {found}: JSON has no NaN or infinity; pass a finite number")
+    return value
+
+
+def _json_dumps(value: Any) -> str:
+    """The JSON columns' serializer: strict JSON only (a NaN that slipped past check_json
+    fails here instead of writing text no JSON reader accepts)."""
+    return json.dumps(value, allow_nan=False)
+
+
+def check_name(name: str, what: str = "study name") -> str:
+    """Raise StoreError for a name the store cannot hold (too long, or a NUL character)."""
+    if len(name) > NAME_MAX:
+        raise StoreError(f"{what} is {len(name)} characters long; the limit is {NAME_MAX}: "
+                         "pass a shorter --study")
+    if "\x00" in name:
+        raise StoreError(f"{what} {name!r} contains a NUL character; pass another --study")
+    return name
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -185,7 +267,8 @@ def sqlite_connect(path: Path):
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
+                           json_serializer=_json_dumps)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):  # noqa: ANN001 - SQLAlchemy event signature
@@ -202,15 +285,67 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-class TrialStore:
-    """Read and write studies and trials in one SQLAlchemy database."""
+def _sqlite_readonly_engine(path: Path) -> Engine:
+    """An engine that opens ``path`` with SQLite's read-only flag: no table is created, no
+    journal mode changed, nothing written (only the per-connection busy timeout is set)."""
+    import sqlite3
 
-    def __init__(self, url: str | os.PathLike, *, create: bool = True):
+    uri = path.as_uri() + "?mode=ro"
+
+    def connect():
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return conn
+
+    return create_engine("sqlite://", creator=connect)
+
+
+#: Count columns created as 32-bit INTEGER by versions before they became BIGINT.
+_WIDE = {"nas_studies": ("budget_macs", "params_budget"),
+         "nas_trials": ("target_params", "target_macs", "proxy_params", "proxy_macs")}
+
+
+def _widen_counts(engine: Engine) -> None:
+    """ALTER 32-bit count columns of an existing PostgreSQL/MySQL store to BIGINT (SQLite
+    integers are 64-bit whatever the declared type)."""
+    if engine.dialect.name not in ("postgresql", "mysql", "mariadb"):
+        return
+    insp = inspect(engine)
+    with engine.begin() as conn:
+        for table, cols in _WIDE.items():
+            types = {c["name"]: c["type"] for c in insp.get_columns(table)}
+            for col in cols:
+                if isinstance(types.get(col), Integer) and not isinstance(types[col], BigInteger):
+                    kind = "TYPE BIGINT" if engine.dialect.name == "postgresql" else "BIGINT"
+                    verb = "ALTER COLUMN" if engine.dialect.name == "postgresql" else "MODIFY"
+                    conn.exec_driver_sql(f"ALTER TABLE {table} {verb} {col} {kind}")
+
+
+class TrialStore:
+    """Read and write studies and trials in one SQLAlchemy database.
+
+    ``readonly=True`` (export, dashboards) opens an existing store without writing anything:
+    no tables are created, SQLite's journal mode is left alone, and a database without nas
+    tables (an Optuna database, an empty file, another program's) is refused with "no nas
+    study in ..." and stays byte for byte as it was.
+    """
+
+    def __init__(self, url: str | os.PathLike, *, create: bool = True, readonly: bool = False):
         """Open the store at ``url``; ``create=False`` refuses to create a new SQLite file."""
         self.url = normalize_url(url)
+        #: The URL with its password masked: the only form to print, log or store.
+        self.display_url = mask_url(self.url)
+        self.readonly = readonly
         backend = make_url(self.url).get_backend_name()
-        if backend == "sqlite":
-            path = sqlite_path(self.url)
+        path = sqlite_path(self.url) if backend == "sqlite" else None
+        where = str(path) if path is not None else self.display_url
+        if readonly and path is not None:
+            if not path.is_file():
+                raise StoreError(f"no database at {path}; pass the --storage of a search")
+            self.engine = _sqlite_readonly_engine(path)
+            self._write_engine = self.engine
+        elif backend == "sqlite":
             if not create and path is not None and not path.is_file():
                 raise StoreError(f"no database at {path}; pass the --storage of a search")
             if create:
@@ -219,16 +354,33 @@ class TrialStore:
             self._write_engine = self.engine.execution_options(nas_write=True)
         else:
             try:
-                self.engine = create_engine(self.url, pool_pre_ping=True)
+                self.engine = create_engine(self.url, pool_pre_ping=True,
+                                            json_serializer=_json_dumps)
             except ImportError as e:
-                raise StoreError(f"cannot open storage {self.url!r}: its database driver is not "
-                                 f"installed ({e}); install it or use a sqlite:/// URL") from None
+                raise StoreError(f"cannot open storage {self.display_url!r}: its database driver "
+                                 f"is not installed ({e}); install it or use a sqlite:/// URL") from None
+            except (ArgumentError, ValueError) as e:
+                raise StoreError(f"cannot open storage {self.display_url!r}: {e}; use a SQLAlchemy "
+                                 "URL such as sqlite:///runs/nas.db or a plain file path") from None
             self._write_engine = self.engine
+            if readonly and self.engine.dialect.name == "postgresql":
+                self.engine = self.engine.execution_options(postgresql_readonly=True)
         try:
-            Base.metadata.create_all(self._write_engine)
+            if readonly:
+                if not inspect(self.engine).has_table(StudyRow.__tablename__):
+                    raise StoreError(f"no nas study in {where}; pass the --storage of a search")
+            else:
+                Base.metadata.create_all(self._write_engine)
+                _widen_counts(self._write_engine)
+        except StoreError:
+            self.engine.dispose()
+            raise
         except SQLAlchemyError as e:
-            reason = str(getattr(e, "orig", None) or e).splitlines()[0]
-            raise StoreError(f"cannot open storage {self.url!r}: {reason}") from None
+            self.engine.dispose()
+            reason = mask_url(str(getattr(e, "orig", None) or e).splitlines()[0])
+            if readonly and path is not None and "not a database" in reason:
+                raise StoreError(f"no nas study in {where}: not a SQLite database") from None
+            raise StoreError(f"cannot open storage {self.display_url!r}: {reason}") from None
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -237,6 +389,8 @@ class TrialStore:
     # -- the one place that commits or rolls back --------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[Session]:
+        if self.readonly:
+            raise StoreError(f"{self.display_url} was opened read-only")
         with Session(self._write_engine, expire_on_commit=False) as session:
             try:
                 yield session
@@ -258,19 +412,21 @@ class TrialStore:
         Returns True when the study already existed. Raises StoreError naming the fields that
         differ (a changed space, budget or objectives would mix incomparable trials).
         """
+        check_name(name)
+        config = check_json(mask_secrets(dict(config)), "config")
         with self._write() as s:
             row = s.scalar(select(StudyRow).where(StudyRow.name == name))
             if row is None:
                 s.add(StudyRow(name=name, space=space, budget_macs=budget_macs,
                                params_budget=params_budget, objectives=list(objectives),
-                               config=dict(config), created_at=_now()))
+                               config=config, created_at=_now()))
                 return False
             want = {"space": space, "budget_macs": budget_macs, "params_budget": params_budget,
                     "objectives": list(objectives)}
             diff = [f"{k} {getattr(row, k)!r} (now {v!r})" for k, v in want.items()
                     if getattr(row, k) != v]
             if diff:
-                raise StoreError(f"study {name!r} in {self.url} was created with different "
+                raise StoreError(f"study {name!r} in {self.display_url} was created with different "
                                  f"settings: {', '.join(diff)}; pass --study with a new name, or "
                                  "repeat the original settings to resume it")
             return True
@@ -290,7 +446,7 @@ class TrialStore:
     def _study_id(self, s: Session, name: str) -> int:
         sid = s.scalar(select(StudyRow.id).where(StudyRow.name == name))
         if sid is None:
-            raise StoreError(f"no study {name!r} in {self.url}; known: "
+            raise StoreError(f"no study {name!r} in {self.display_url}; known: "
                              f"{', '.join(st['name'] for st in self.studies()) or 'none'}")
         return sid
 
@@ -342,6 +498,7 @@ class TrialStore:
               retry_of: int | None = None, **costs: int | None) -> None:
         """Record that trial ``number`` (Optuna's number) runs in ``slot`` with these params
         and costs (target_params, target_macs, proxy_params, proxy_macs)."""
+        check_json(params, "params")
         with self._write() as s:
             row = s.get(TrialRow, slot)
             row.number, row.params, row.seed_name, row.retry_of = number, params, seed_name, retry_of
@@ -361,6 +518,8 @@ class TrialStore:
         with self._write() as s:
             row = s.get(TrialRow, slot)
             row.state, row.accuracy, row.proxy_score = state, accuracy, proxy_score
+            if error is not None:  # PostgreSQL text cannot hold NUL characters
+                error = error.replace("\x00", "\\x00")
             row.latency_ms, row.error, row.interrupted = latency_ms, error, interrupted
             row.feasible = feasible
             for k, v in fields.items():

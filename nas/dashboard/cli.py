@@ -16,13 +16,8 @@ class DashboardError(NasError):
 
 
 def _display_url(url: str) -> str:
-    if "://" not in url:
-        return url
-    from sqlalchemy.engine import make_url
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse is reported by load()
-        return url
+    from nas.store import mask_url
+    return mask_url(url)
 
 
 def load(storage_url: str, studies: Sequence[str] | None = None) -> list[tuple[dict, list[dict]]]:
@@ -34,7 +29,7 @@ def load(storage_url: str, studies: Sequence[str] | None = None) -> list[tuple[d
                              "wrote (e.g. --storage nas.db) or a SQLAlchemy URL")
     try:
         from nas.store import TrialStore
-        store = TrialStore(url)
+        store = TrialStore(url, readonly=True)
         known = {s["name"]: s for s in store.studies()}
         if not known:
             raise DashboardError(f"storage {_display_url(url)!r} holds no studies; run a search first")

@@ -1,0 +1,60 @@
+"""Shared fixtures: PostgreSQL databases for the store and search tests.
+
+``.ci/postgres`` (sourced by ``.ci/run``) starts a server on 127.0.0.1 and exports
+``NAS_TEST_POSTGRES_URL``. Without it the PostgreSQL tests are skipped with a loud reason and
+the run ends with a line saying they did not run.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+ENV = "NAS_TEST_POSTGRES_URL"
+SKIP_REASON = (f"POSTGRESQL TESTS NOT RUN: {ENV} is not set; `source .ci/postgres` (or run "
+               ".ci/run) to start a server on 127.0.0.1")
+_skipped: list[str] = []
+
+
+def _admin_url() -> str:
+    url = os.environ.get(ENV)
+    if not url:
+        _skipped.append(ENV)
+        pytest.skip(SKIP_REASON)
+    return url
+
+
+@pytest.fixture
+def postgres_url():
+    """The URL of a fresh, empty PostgreSQL database (dropped afterwards); skips loudly when
+    no server is configured."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(_admin_url())
+    name = f"nas_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request, tmp_path):
+    """A fresh store URL: a SQLite file, then a PostgreSQL database (skipped loudly without a
+    server). Tests taking this run on both back ends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'nas.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _skipped:
+        terminalreporter.write_sep("!", f"{len(_skipped)} PostgreSQL test(s) did NOT run: {ENV} "
+                                        "is not set (source .ci/postgres)", red=True, bold=True)
