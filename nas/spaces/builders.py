@@ -32,6 +32,7 @@ def resnet_like(*, block: str, depth1: int, depth2: int, depth3: int, depth4: in
     """
     from nas.zoo.resnet import resnet
 
+    _accepts("resnet_like", stem=stem, block=block)
     width_per_group = 256 // (bottleneck_ratio * groups)   # inner = planes * 4 / b
     g = resnet(block, (depth1, depth2, depth3, depth4), widths=(width1, width2, width3, width4),
                groups=groups if block == "bottleneck" else 1,
@@ -119,6 +120,7 @@ def vgg_like(*, depth1: int, depth2: int, depth3: int, depth4: int, depth5: int,
     (7x7 pool, two ``fc_width`` linears with dropout) or ``gap`` (global pool, one linear)."""
     from nas.zoo.sequential import Sequential
 
+    _accepts("vgg_like", head=head)
     b = GraphBuilder(input_shape, "vgg_like")
     features = Sequential(b, "features", b.input)
     for depth, width in zip((depth1, depth2, depth3, depth4, depth5), (width1, width2, width3, width4, width5)):
@@ -196,3 +198,50 @@ def _compatible(width: int, bot_mul: float, group_w: int) -> tuple[int, int]:
     g = min(group_w, inner)
     inner = max(g, int(round(inner / g) * g))
     return int(inner / bot_mul), g
+
+
+def _domains() -> dict[str, dict]:
+    """What each builder accepts per argument (the loader checks every value a space file
+    allows, and ``fixed`` values, against it: a mistyped ``stem`` or a depth of -2 is refused
+    instead of silently building something else)."""
+    from nas.spaces.params import BOOL, ints, numbers, one_of
+
+    pos = ints(1)
+    # Per-stage depth <= 256 (ResNet-1001 has 111 blocks a stage; costing 1,000-block stages
+    # takes seconds per point), widths <= 65,536 channels (real nets: a few thousand).
+    depth, width = ints(1, 256), ints(1, 1 << 16)
+    resnet = {"block": one_of("basic", "bottleneck"), "stem": one_of("classic", "deep"),
+              "bottleneck_ratio": pos, "groups": pos, "se": BOOL, "se_reduction": pos,
+              **{f"depth{i}": depth for i in range(1, 5)}, **{f"width{i}": width for i in range(1, 5)}}
+    mobilenet = {"stem_width": width, "last_width": width, "dropout": numbers(0, 1),
+                 **{f"{k}{i}": d for k, d in (("expand", ints(1, 64)), ("kernel", ints(1, 63)),
+                                              ("depth", depth), ("width", width))
+                    for i in range(1, MBV2_STAGES + 1)},
+                 **{f"stride{i}": one_of(1, 2) for i in range(1, MBV2_STAGES + 1)},
+                 **{f"se{i}": BOOL for i in range(1, MBV2_STAGES + 1)}}
+    vgg = {"bn": BOOL, "head": one_of("fc", "gap"), "fc_width": width,
+           **{f"depth{i}": depth for i in range(1, 6)}, **{f"width{i}": width for i in range(1, 6)}}
+    densenet = {"growth": width, "init_width": width, "bn_size": ints(1, 64),
+                "compression": numbers(0, 1, open_low=True),
+                **{f"depth{i}": depth for i in range(1, 5)}}
+    regnet = {"w0": ints(8, 1 << 16, multiple=8), "wa": numbers(0), "wm": numbers(1, open_low=True),
+              "depth": depth, "group_w": pos, "se": BOOL, "bottleneck_ratio": pos}
+    anynet = {"bottleneck_ratio": pos, "group_w": pos, "se": BOOL, "stem_w": width,
+              **{f"depth{i}": depth for i in range(1, 5)}, **{f"width{i}": width for i in range(1, 5)}}
+    return {"resnet_like": resnet, "mobilenet_like": mobilenet, "vgg_like": vgg,
+            "densenet_like": densenet, "regnet": regnet, "anynet": anynet}
+
+
+#: Builder name -> argument name -> :class:`nas.spaces.params.Domain`.
+DOMAINS = _domains()
+
+
+def _accepts(builder: str, **args) -> None:
+    """Raise GenotypeError for an argument value ``builder`` does not accept (called directly,
+    not through a checked space, a builder must not fall back to another architecture)."""
+    from nas.errors import GenotypeError
+
+    for name, value in args.items():
+        domain = DOMAINS[builder][name]
+        if not domain.accepts(value):
+            raise GenotypeError(f"{builder}: {name} must be {domain.describe()}, got {value!r}")

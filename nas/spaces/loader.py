@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nas.errors import GenotypeError
-from nas.spaces.params import Param, SpaceError, parse_param
+from nas.spaces.params import Param, SpaceError, check_conditions, parse_param
 from nas.spaces.space import SearchSpace
 
 SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
@@ -30,18 +30,110 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     """Load a space by name (``search_spaces/<name>.yaml``) or from a YAML path; a bad file
     raises :class:`SpaceError` naming the file and the key."""
     path = _resolve(name_or_path)
+    return space_from_dict(read_yaml(path), path)
+
+
+#: Largest space file read (shipped ones are 2-5 KB).
+MAX_FILE_BYTES = 1 << 20
+#: Deepest nesting of YAML collections (a space file needs 4: parameters.x.when.y).
+MAX_DEPTH = 32
+#: Most YAML nodes the document may hold once aliases are expanded: a "billion laughs" file
+#: of 3 KB expands to 10^9 nodes through nested aliases; legitimate files hold a few hundred.
+MAX_NODES = 100_000
+
+
+def read_yaml(path: Path) -> Any:
+    """The parsed content of the YAML file ``path``, read with ``yaml.safe_load`` semantics
+    after checking size, encoding (UTF-8 text), nesting depth and alias expansion, so that no
+    file can exhaust time or memory; any problem is a one-line :class:`SpaceError`."""
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text())
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise SpaceError(f"{path}: cannot read: {e.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpaceError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KB; a space file is a few "
+                         "KB of YAML (is this the right file?)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpaceError(f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+                         f"{e.start}); a space file is a YAML text file") from None
+    if "\x00" in text:
+        raise SpaceError(f"{path}: binary data (a NUL byte at offset {text.index(chr(0))}); a "
+                         "space file is a YAML text file")
+    try:
+        _check_events(yaml.parse(text, Loader=yaml.SafeLoader), path)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            _check_expansion(node, path)
+            return loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise SpaceError(f"{path}: YAML syntax error{at}: {problem}; fix the file") from None
-    except OSError as e:
-        raise SpaceError(f"{path}: cannot read: {e.strerror}") from None
-    return space_from_dict(data, path)
+
+
+def _check_events(events, path: Path) -> None:
+    """Refuse nesting deeper than MAX_DEPTH (checked on the event stream, before anything
+    recursive runs)."""
+    import yaml
+
+    depth = 0
+    for event in events:
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise SpaceError(f"{path}: YAML nested deeper than {MAX_DEPTH} levels (line "
+                                 f"{line}); a space file needs a handful")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+
+
+def _check_expansion(root, path: Path) -> None:
+    """Refuse a document whose aliases expand to more than MAX_NODES nodes, or that refers to
+    itself (a recursive anchor); counted on the composed graph, where aliases are shared."""
+    import yaml
+
+    if root is None:
+        return
+    size: dict[int, int] = {}
+    stack: list[tuple[object, bool]] = [(root, False)]
+    open_: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            open_.discard(key)
+            children = _children(node, yaml)
+            size[key] = min(MAX_NODES + 1, 1 + sum(size[id(c)] for c in children))
+            if size[key] > MAX_NODES:
+                raise SpaceError(f"{path}: YAML aliases expand to more than {MAX_NODES:,} "
+                                 "nodes (an alias bomb?); write the values out instead")
+            continue
+        if key in size:
+            continue
+        if key in open_:
+            raise SpaceError(f"{path}: a YAML anchor refers to itself (recursive alias, line "
+                             f"{node.start_mark.line + 1}); write the values out instead")
+        open_.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node, yaml) if id(c) not in size)
+
+
+def _children(node, yaml) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [x for pair in node.value for x in pair]
+    return []
 
 
 def _resolve(name_or_path: str | Path) -> Path:
@@ -84,6 +176,8 @@ def space_from_dict(data: Any, path: Path | None = None) -> SearchSpace:
     if not isinstance(fixed, dict):
         raise fail("fixed", "must map builder arguments to constant values")
     _check_signature(fn, builder_name, params, fixed, fail)
+    check_conditions(params, where)
+    _check_domains(builder_name, params, fixed, fail)
     stages, shrink = _parse_sampling(data.get("sampling", {}), params, fail)
     space = SearchSpace(name, path, builder_name, params, input_shape=input_shape,
                         num_classes=num_classes, fixed=fixed, stages=stages, shrink=shrink,
@@ -142,6 +236,31 @@ def _check_signature(fn: Callable, builder: str, params: list[Param], fixed: dic
         if p.default is inspect.Parameter.empty and n not in given | {"input_shape", "num_classes"}:
             raise fail("parameters", f"builder {builder!r} needs {n!r}; declare it as a "
                                      "parameter or under fixed")
+
+
+def _check_domains(builder: str, params: list[Param], fixed: dict, fail) -> None:
+    """Every value a parameter can take, and every fixed value, must be one the builder accepts."""
+    from nas.spaces.builders import DOMAINS
+
+    domains = DOMAINS.get(builder, {})
+    for p in params:
+        domain = domains.get(p.name)
+        if domain is None:
+            continue
+        values = p.values()   # at most VALUES_MAX (params.py)
+        if values is None:   # continuous: check the ends (domains are intervals or sets)
+            if domain.choices:
+                raise fail(f"parameters.{p.name}", f"builder {builder!r} takes {domain.describe()}"
+                                                   f" for {p.name!r}, not a continuous range")
+            values = (p.low, p.high)
+        for v in values:
+            if not domain.accepts(v):
+                raise fail(f"parameters.{p.name}", f"{v!r} is not accepted by builder "
+                                                   f"{builder!r}: {p.name} must be {domain.describe()}")
+    for name, v in fixed.items():
+        if name in domains and not domains[name].accepts(v):
+            raise fail(f"fixed.{name}", f"{v!r} is not accepted by builder {builder!r}: {name} "
+                                        f"must be {domains[name].describe()}")
 
 
 def _parse_sampling(sampling: Any, params: list[Param], fail) -> tuple[list[list[str]], list[str]]:

@@ -22,6 +22,69 @@ class SpaceError(NasError):
     """A bad search space (file, key and the fix in the message) or an impossible request."""
 
 
+#: Largest magnitude of a numeric range bound: widths, depths, counts and ratios of real
+#: architectures are far below it (the widest layers have a few thousand channels).
+VALUE_MAX = 10**6
+#: Most values one finite parameter may have (its grid is materialised when sampling).
+VALUES_MAX = 100_000
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What a space builder accepts for one argument: one of ``choices``, or a number in
+    ``low .. high`` (``open_low``: strictly above ``low``), an int when ``integer``, a multiple
+    of ``multiple`` when given. The loader checks every value a space file allows against it."""
+
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    integer: bool = False
+    open_low: bool = False
+    multiple: int | None = None
+
+    def accepts(self, value: Any) -> bool:
+        """Whether the builder accepts ``value`` for this argument."""
+        if self.choices:
+            return any(type(c) is type(value) and c == value for c in self.choices)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or (self.integer and not isinstance(value, int)) or not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        if self.high is not None and value > self.high:
+            return False
+        return self.multiple is None or value % self.multiple == 0
+
+    def describe(self) -> str:
+        """E.g. 'one of classic, deep' or 'an int >= 1'."""
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        text = "an int" if self.integer else "a number"
+        if self.low is not None:
+            text += f" {'>' if self.open_low else '>='} {_clean(self.low)}"
+        if self.high is not None:
+            text += f"{' and' if self.low is not None else ''} <= {_clean(self.high)}"
+        return text + (f", a multiple of {self.multiple}" if self.multiple else "")
+
+
+def one_of(*values: Any) -> Domain:
+    """A closed set of values (a categorical builder argument)."""
+    return Domain(choices=tuple(values))
+
+
+def ints(low: int = 1, high: int | None = None, multiple: int | None = None) -> Domain:
+    """Integers in ``low .. high`` (default: positive ints)."""
+    return Domain(low=low, high=high, integer=True, multiple=multiple)
+
+
+def numbers(low: float, high: float | None = None, open_low: bool = False) -> Domain:
+    """Finite numbers in ``low .. high`` (``open_low``: excluding ``low``)."""
+    return Domain(low=low, high=high, open_low=open_low)
+
+
+BOOL = one_of(False, True)
+
+
 @dataclass(frozen=True)
 class Param:
     """One parameter of a space; ``kind`` is one of :data:`TYPES`."""
@@ -193,6 +256,10 @@ def parse_param(name: str, spec: Any, where: str, known: list[str]) -> Param:
             raise fail("choices", "must be a non-empty list of values, e.g. [1, 2, 4]")
         if any(not isinstance(c, SCALARS) or c is None for c in choices):
             raise fail("choices", "choices must be numbers, strings or booleans")
+        if any(isinstance(c, float) and not math.isfinite(c) for c in choices):
+            raise fail("choices", f"choices must be finite numbers, got {choices}")
+        if len(choices) > VALUES_MAX:
+            raise fail("choices", f"has {len(choices):,} values, more than {VALUES_MAX:,}")
         if len(set(map(repr, choices))) != len(choices):
             raise fail("choices", f"has duplicates: {choices}")
         p = Param(name, kind, choices=tuple(choices), when=when, doc=doc)
@@ -225,12 +292,16 @@ def _parse_range(name: str, kind: str, spec: dict, when: dict, doc: str, fail) -
         if isinstance(v, bool) or not isinstance(v, num):
             raise fail(key, f"must be {'an int' if kind == 'int' else 'a number'}, got {v!r}")
     low, high = spec["low"], spec["high"]
+    for key, v in (("low", low), ("high", high)):
+        if not math.isfinite(v) or abs(v) > VALUE_MAX:
+            raise fail(key, f"must be a finite number within +-{VALUE_MAX:,} (no architecture "
+                            f"parameter is larger), got {v!r}")
     log = spec.get("log", False)
     if not isinstance(log, bool):
         raise fail("log", f"must be true or false, got {log!r}")
     step = spec.get("step", 1 if kind == "int" and not log else None)
     if step is not None:
-        if isinstance(step, bool) or not isinstance(step, num) or step <= 0:
+        if isinstance(step, bool) or not isinstance(step, num) or not 0 < step < math.inf:
             raise fail("step", f"must be a positive {'int' if kind == 'int' else 'number'}, got {step!r}")
         if log and not (kind == "int" and step == 1):
             raise fail("step", "cannot be combined with log: true")
@@ -243,4 +314,44 @@ def _parse_range(name: str, kind: str, spec: dict, when: dict, doc: str, fail) -
         if abs(n - round(n)) > 1e-9:
             raise fail("step", f"high - low ({high} - {low}) is not a multiple of step {step}; "
                                f"adjust high to {_clean(low + math.floor(n) * step)}")
+        if n + 1 > VALUES_MAX:
+            raise fail("step", f"the range has {int(n) + 1:,} values, more than {VALUES_MAX:,}; "
+                               "use a larger step or a narrower range")
+    elif kind == "int" and high - low + 1 > VALUES_MAX:
+        raise fail("high", f"the range has {high - low + 1:,} values, more than {VALUES_MAX:,}; "
+                           "use a narrower range")
     return Param(name, kind, low=low, high=high, step=step, log=log, when=when, doc=doc)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def check_conditions(params: list[Param], where: str) -> None:
+    """Refuse ``when`` conditions that can never hold: a value the named parameter never
+    takes, or values that contradict the conditions under which that parameter is itself
+    active (``x when {groups: 2, block: basic}`` where ``groups`` exists only for bottleneck
+    blocks). ``where`` prefixes the message ('file.yaml')."""
+    by_name = {p.name: p for p in params}
+    implied: dict[str, dict[str, tuple]] = {}   # parameter -> every value constraint it implies
+    for p in params:
+        need: dict[str, tuple] = {}
+        for k, allowed in p.when.items():
+            q = by_name[k]
+            bad = [v for v in allowed if not q.contains(v)]
+            if bad:
+                raise SpaceError(f"{where}: parameters.{p.name}.when.{k}: {k} never takes "
+                                 f"{bad[0]!r} ({q.describe()}), so the condition can never hold")
+            need[k] = tuple(allowed)
+        for k in p.when:   # a parameter is set only where its own conditions hold
+            for k2, allowed2 in implied[k].items():
+                if k2 in need:
+                    both = tuple(v for v in need[k2] if any(_same(v, w) for w in allowed2))
+                    if not both:
+                        raise SpaceError(
+                            f"{where}: parameters.{p.name}.when: can never hold: it needs {k2} in "
+                            f"{list(need[k2])}, but {k} is only set when {k2} in {list(allowed2)}")
+                    need[k2] = both
+                else:
+                    need[k2] = allowed2
+        implied[p.name] = need
