@@ -23,6 +23,11 @@ from nas.errors import GenotypeError
 from nas.ops import OPS, OpError, OpSpec, Shape
 
 FORMAT = "nas-genotype/1"
+#: Deepest nesting of lists/objects inside ``meta`` and node ``attrs`` (a genotype needs 2-3;
+#: deeper documents would make to_json/copy hit Python's recursion limit much later).
+MAX_NESTING = 64
+#: Largest integer magnitude in ``meta`` and ``attrs`` (64-bit, as stores hold them).
+MAX_INT = 2**63 - 1
 _NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 
 
@@ -229,7 +234,10 @@ class Genotype:
         """Parse a genotype from JSON; anything malformed raises :class:`GenotypeError`."""
         try:
             data = json.loads(text)
-        except (ValueError, TypeError, RecursionError) as e:
+        except RecursionError:
+            raise GenotypeError(f"malformed genotype: nested deeper than {MAX_NESTING} levels "
+                                "(too deep to read)") from None
+        except (ValueError, TypeError) as e:
             raise GenotypeError(f"not valid JSON: {e}") from None
         return _parse(data)
 
@@ -309,6 +317,7 @@ def _parse(data: Any) -> Genotype:
              f"'{key}' must be a list of node ids")
     need(isinstance(data.get("name", ""), str), "'name' must be a string")
     need(isinstance(data.get("meta", {}), dict), "'meta' must be an object")
+    _check_plain(data.get("meta", {}), "'meta'")
     unknown = set(data) - {"format", "name", "nodes", "output", "aux_outputs", "classifiers", "meta"}
     need(not unknown, f"unknown key(s) {sorted(unknown)}")
     g = nx.DiGraph()
@@ -321,6 +330,7 @@ def _parse(data: Any) -> Genotype:
         need(isinstance(ins, list) and all(isinstance(x, str) for x in ins),
              f"node {nid!r}: 'inputs' must be a list of node ids")
         need(isinstance(attrs, dict), f"node {nid!r}: 'attrs' must be an object")
+        _check_plain(attrs, f"node {nid!r}: 'attrs'")
         extra = set(nd) - {"id", "op", "inputs", "attrs"}
         need(not extra, f"node {nid!r} has unknown key(s) {sorted(extra)}")
         g.add_node(nid, op=op, inputs=list(ins), attrs=dict(attrs))
@@ -331,3 +341,31 @@ def _parse(data: Any) -> Genotype:
     return Genotype(g, output, name=data.get("name", ""),
                     aux_outputs=tuple(data.get("aux_outputs", [])),
                     classifiers=tuple(data.get("classifiers", [])), meta=dict(data.get("meta", {})))
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Raise GenotypeError unless ``value`` is JSON data (objects with string keys, lists,
+    strings, finite or non-finite floats, 64-bit ints, booleans, null) nested at most
+    MAX_NESTING deep; checked without recursion."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            items = v.items()
+            if any(not isinstance(k, str) for k in v):
+                raise GenotypeError(f"malformed genotype: {where} has a non-string key")
+        elif isinstance(v, (list, tuple)):
+            items = ((None, x) for x in v)
+        elif v is None or isinstance(v, (bool, str, float)):
+            continue
+        elif isinstance(v, int):
+            if abs(v) > MAX_INT:
+                raise GenotypeError(f"malformed genotype: {where} holds an integer beyond 64 bits")
+            continue
+        else:
+            raise GenotypeError(f"malformed genotype: {where} holds a {type(v).__name__}; "
+                                "only JSON values are allowed")
+        if depth >= MAX_NESTING:
+            raise GenotypeError(f"malformed genotype: {where} is nested deeper than "
+                                f"{MAX_NESTING} levels")
+        stack.extend((x, depth + 1) for _, x in items)

@@ -197,3 +197,115 @@ def test_mutated_genotypes_raise_only_genotype_error(data):
 def test_deeply_nested_json_is_rejected_cleanly():
     with pytest.raises(GenotypeError):
         Genotype.from_json("[" * 100_000 + "]" * 100_000)
+
+
+# ---------------------------------------------------------------- mutation fuzzing (seeded)
+def _random_json(rng: random.Random, depth: int = 0):
+    """A random JSON value of a few levels (weird numbers and strings included)."""
+    r = rng.random()
+    if depth < 3 and r < 0.25:
+        return [_random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
+    if depth < 3 and r < 0.4:
+        return {rng.choice(["a", "id", "op", "x", ""]): _random_json(rng, depth + 1)
+                for _ in range(rng.randrange(4))}
+    return rng.choice([None, True, False, 0, -1, 1, 3, 2**31, 2**63, 2**64, -2**70, 1e308, 0.5,
+                       float("nan"), float("inf"), "", "a", "conv", "input", "relu", "x.y", "..",
+                       "\x00", "\ud800"])
+
+
+def _containers(value, out):
+    out.append(value)
+    for v in (value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()):
+        if isinstance(v, (dict, list)):
+            _containers(v, out)
+    return out
+
+
+def _mutate(doc: dict, rng: random.Random):
+    """A mutated copy of the genotype document ``doc``: as data (replace, delete, duplicate,
+    retype a value anywhere) or as JSON text (cut, drop, insert or repeat characters; meta
+    or attrs nested 65 to 1,500 deep)."""
+    d = json.loads(json.dumps(doc))
+    for _ in range(rng.randint(1, 3)):
+        target = rng.choice(_containers(d, []))
+        keys = list(target) if isinstance(target, dict) else list(range(len(target)))
+        if not keys:
+            continue
+        k = rng.choice(keys)
+        op = rng.random()
+        if op < 0.5:
+            target[k] = _random_json(rng)
+        elif op < 0.7:
+            del target[k]
+        elif op < 0.85 and isinstance(target, list):
+            target.insert(k, json.loads(json.dumps(target[k])))
+        else:
+            target[k] = str(target[k]) if not isinstance(target[k], str) else rng.choice([1, [], {}])
+    if rng.random() < 0.15:   # meta or attrs nested deeply (issue 13: ~990 deep in meta)
+        depth = rng.choice([65, 500, 990, 1500])
+        text = json.dumps({**d, "meta": "DEEP"}) if rng.random() < 0.7 else json.dumps(d)
+        deep = '{"m": ' * depth + "1" + "}" * depth
+        return text.replace('"DEEP"', deep) if '"DEEP"' in text else text.replace('"attrs": {}', '"attrs": {"x": ' + deep + '}', 1)
+    if rng.random() < 0.3:
+        text = json.dumps(d)
+        i = rng.randrange(len(text))
+        text = rng.choice([text[:i], text[:i] + text[i + 1:], text[:i] + rng.choice("[]{},:\"0a\\") + text[i:],
+                           text[:i] + text[i:i + 40] * 3 + text[i + 40:]])
+        return text
+    return d
+
+
+def _exercise(doc) -> None:
+    """Everything a stored genotype goes through: load, validate, hash, cost, copy, JSON."""
+    from nas.cost import count
+
+    g = Genotype.from_json(doc) if isinstance(doc, str) else Genotype.from_dict(doc)
+    g.validate()
+    g.canonical_hash()
+    count(g)
+    text = g.to_json()
+    assert Genotype.from_json(text).to_json() == g.copy().to_json() == text
+
+
+def _fuzz(n: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    docs = [small_net().to_dict(), zoo.build("resnet18").to_dict(),
+            zoo.build("mobilenet_v2_x0_5").to_dict()]
+    tally: dict = {}
+    for _ in range(n):
+        doc = _mutate(rng.choice(docs), rng)
+        try:
+            _exercise(doc)
+            outcome = "ok"
+        except GenotypeError:
+            outcome = "GenotypeError"
+        except Exception as e:  # noqa: BLE001 - anything else is the bug being looked for
+            outcome = f"{type(e).__name__}: {str(e)[:80]}"
+        tally[outcome] = tally.get(outcome, 0) + 1
+    return tally
+
+
+def test_mutated_documents_raise_only_genotype_error():
+    tally = _fuzz(300, seed=1)
+    assert set(tally) <= {"ok", "GenotypeError"}, tally
+    assert tally.get("GenotypeError", 0) > 100
+
+
+@pytest.mark.slow
+def test_ten_thousand_mutated_documents_raise_only_genotype_error():
+    tally = _fuzz(10_000, seed=13)
+    assert set(tally) <= {"ok", "GenotypeError"}, tally
+    assert sum(tally.values()) == 10_000
+
+
+def test_deep_meta_fails_at_load_not_later():
+    d = small_net().to_dict()
+    v = 1
+    for _ in range(990):
+        v = {"m": v}
+    d["meta"] = {"deep": v}
+    with pytest.raises(GenotypeError, match="'meta' is nested deeper than 64"):
+        Genotype.from_dict(d)
+    text = json.dumps({**d, "meta": "DEEP"}).replace('"DEEP"', '{"m": ' * 990 + "1" + "}" * 990)
+    with pytest.raises(GenotypeError, match="nested deeper"):
+        Genotype.from_json(text)
