@@ -30,7 +30,7 @@ from nas.errors import GenotypeError
 from nas.genotype import Genotype
 from nas.ops import OPS, OpError, Shape
 
-__all__ = ["from_module", "load_weights"]
+__all__ = ["from_module", "load_weights", "load_factory", "read_genotype", "input_shape_of"]
 
 
 class _Batch:
@@ -107,7 +107,7 @@ def _user_frame(tb) -> str:
     """The innermost frame of the traceback outside torch: 'file:line: code'."""
     frames = [f for f in traceback.extract_tb(tb)
               if "/torch/" not in f.filename.replace("\\", "/")
-              and not f.filename.endswith("importer.py")]
+              and f.filename != __file__]
     if not frames:
         return ""
     f = frames[-1]
@@ -150,7 +150,7 @@ def from_module(model, input_shape, name: str | None = None) -> Genotype:
     """
     from nas.compiler import AuxNet
 
-    shape = _input_shape(input_shape)
+    shape = input_shape_of(input_shape)
     root = model
     if isinstance(model, AuxNet):  # a compiled net with aux heads: its training graph
         root = model._train_graph
@@ -189,12 +189,70 @@ def load_weights(module, state_dict: dict, *, strict: bool = True) -> list[str]:
     return [k for k in state_dict if k not in own]
 
 
-def _input_shape(input_shape) -> Shape:
+def load_factory(spec: str):
+    """Call ``MODULE:FACTORY`` (MODULE importable from the current directory or PYTHONPATH,
+    FACTORY a callable, dotted for an attribute path) and return the ``nn.Module`` it makes."""
+    import importlib
+    import os
+    import sys
+
+    from torch import nn
+
+    mod_name, sep, attr = str(spec).partition(":")
+    if not sep or not mod_name or not attr:
+        raise GenotypeError(f"{spec!r} is not MODULE:FACTORY, e.g. torchvision.models:resnet18 "
+                            "or mynet:build")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise GenotypeError(f"cannot import module {mod_name!r}: {e}; run from the directory "
+                            "that holds it or add that directory to PYTHONPATH") from None
+    except Exception as e:  # noqa: BLE001 - the user's module failed while importing
+        raise GenotypeError(f"importing module {mod_name!r} failed: {type(e).__name__}: {e}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            public = sorted(n for n in dir(obj) if not n.startswith("_"))[:12]
+            raise GenotypeError(f"{mod_name!r} has no attribute {attr!r} (it has: "
+                                f"{', '.join(public)}{', ...' if len(public) == 12 else ''})")
+        obj = getattr(obj, part)
+    if isinstance(obj, nn.Module):
+        return obj
+    if not callable(obj):
+        raise GenotypeError(f"{spec!r} is neither an nn.Module nor a callable returning one")
+    try:
+        model = obj()
+    except Exception as e:  # noqa: BLE001 - the user's factory failed
+        raise GenotypeError(f"calling {spec}() failed: {type(e).__name__}: {e}; FACTORY must "
+                            "take no arguments (wrap it, e.g. def build(): return Net(10))") from None
+    if not isinstance(model, nn.Module):
+        raise GenotypeError(f"{spec}() returned {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def read_genotype(path) -> Genotype:
+    """A genotype JSON file (as written by ``python -m nas.zoo import``/``export``), validated."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise GenotypeError(f"cannot read genotype file {str(p)!r}: {e}") from None
+    try:
+        return Genotype.from_json(text).validate()
+    except GenotypeError as e:
+        raise GenotypeError(f"{p}: {e}") from None
+
+
+def input_shape_of(input_shape) -> Shape:
+    """A per-sample input shape from a tuple or text like '3,224,224' (checked)."""
     if isinstance(input_shape, str):
-        try:
-            input_shape = [int(p) for p in input_shape.replace("x", ",").split(",") if p.strip()]
-        except ValueError:
-            raise GenotypeError(f"input shape {input_shape!r} must be integers like 3,224,224") from None
+        parts = [p.strip() for p in re.split(r"[,x]", input_shape.strip())]
+        if not all(p.isdigit() for p in parts):
+            raise GenotypeError(f"input shape {input_shape!r} must be integers like 3,224,224")
+        input_shape = [int(p) for p in parts]
     shape = tuple(input_shape)
     if len(shape) not in (1, 3) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1
                                           for d in shape):

@@ -4,6 +4,10 @@
     python -m nas.zoo show NAME [--layers] [--json]  stage (or layer) summary, receptive field
     python -m nas.zoo export NAME --format json|onnx|torchscript -o FILE
     python -m nas.zoo golden -o FILE                 exact counts of every entry (test pins)
+    python -m nas.zoo import MODULE:FACTORY [--input-shape 3,224,224] -o FILE
+                                                     your nn.Module as a genotype JSON file
+
+show and export take a zoo NAME or a genotype JSON FILE (one that import wrote).
 
 MACs are multiply-accumulates of conv and linear layers (papers' "FLOPs").
 """
@@ -37,6 +41,12 @@ def _parser() -> cli.ArgumentParser:
     ex.add_argument("name")
     ex.add_argument("--format", choices=FORMATS, default="json")
     ex.add_argument("-o", "--output", required=True, help="file to write")
+    imp = sub.add_parser("import", help="trace your nn.Module into a genotype JSON file")
+    imp.add_argument("factory", metavar="MODULE:FACTORY",
+                     help="e.g. torchvision.models:resnet18 or mynet:build (no-argument callable)")
+    imp.add_argument("--input-shape", default="3,224,224",
+                     help="per-sample input C,H,W (or F), default 3,224,224")
+    imp.add_argument("-o", "--output", required=True, help="genotype JSON file to write")
     gold = sub.add_parser("golden", help="exact params/MACs of every entry as JSON")
     gold.add_argument("-o", "--output", help="file to write (default: stdout)")
     return p
@@ -82,12 +92,49 @@ def _rf(size, jump) -> list[str]:
             "x".join(map(str, jump)) if jump[0] != jump[1] else str(jump[0])]
 
 
+def _is_file(name: str) -> bool:
+    return name.endswith(".json") or Path(name).is_file()
+
+
+def _genotype(name: str) -> Genotype:
+    """Zoo entry ``name``, or the genotype in JSON file ``name``."""
+    if _is_file(name):
+        from nas.importer import read_genotype
+
+        return read_genotype(name)
+    from nas.zoo import build
+
+    return build(name)
+
+
+def cmd_import(factory: str, input_shape: str, output: str) -> str:
+    """Trace ``MODULE:FACTORY`` and write its genotype JSON to ``output``."""
+    from nas.importer import from_module, input_shape_of, load_factory
+
+    shape = input_shape_of(input_shape)
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise NasError(f"cannot write {output!r}: directory {str(path.parent)!r} does not exist")
+    g = from_module(load_factory(factory), shape, name=factory)
+    path.write_text(g.to_json(indent=1))
+    c = count(g)
+    return (f"wrote {g.name} ({len(g)} nodes; {c.params:,} params, {_size(c.macs)}MACs at "
+            f"{'x'.join(map(str, g.input_shape))}) to {path}")
+
+
 def cmd_show(name: str, layer_rows: bool) -> str:
-    """The stage (or layer) summary of zoo entry ``name``."""
+    """The stage (or layer) summary of zoo entry ``name`` (or genotype JSON file ``name``)."""
     from nas.zoo.compare import compare
-    from nas.zoo.summary import layers, stages
     from nas.zoo import ZOO
 
+    if _is_file(name):
+        g = _genotype(name)
+        c = count(g)
+        head = [f"{name}: {g.name or 'genotype'}" + (f" | {g.meta['imported_from']}"
+                                                    if g.meta.get("imported_from") else ""),
+                f"input {'x'.join(map(str, g.input_shape))}; {c.params:,} params "
+                f"({_size(c.params)}), {_size(c.macs)}MACs"]
+        return _summary(g, head, layer_rows)
     e = ZOO.get(name)
     g = e.builder()
     c = compare(name, g)
@@ -98,6 +145,12 @@ def cmd_show(name: str, layer_rows: bool) -> str:
             f"[{c.status}{'' if c.difference() in ('=', '-') else ': ' + c.difference()}]"]
     if e.note:
         head.append(f"note: {e.note}")
+    return _summary(g, head, layer_rows)
+
+
+def _summary(g: Genotype, head: list[str], layer_rows: bool) -> str:
+    from nas.zoo.summary import layers, stages
+
     rows = layers(g) if layer_rows else stages(g)
     table = [[r.name, r.detail, "x".join(map(str, r.shape)), f"{r.params:,}", _size(r.macs),
               *_rf(r.rf, r.jump)] for r in rows]
@@ -122,10 +175,8 @@ def _inference(g: Genotype) -> Genotype:
 
 
 def cmd_export(name: str, fmt: str, output: str) -> str:
-    """Write zoo entry ``name`` as genotype JSON, ONNX or TorchScript to ``output``."""
-    from nas.zoo import ZOO
-
-    g = ZOO.get(name).builder()
+    """Write zoo entry (or genotype file) ``name`` as genotype JSON, ONNX or TorchScript."""
+    g = _genotype(name)
     path = Path(output)
     if not path.parent.is_dir():
         raise NasError(f"cannot write {output!r}: directory {str(path.parent)!r} does not exist; "
@@ -169,13 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             print(cmd_list(args.pattern))
         elif args.command == "show" and args.json:
-            from nas.zoo import build
-
-            print(build(args.name).to_json(indent=1))
+            print(_genotype(args.name).to_json(indent=1))
         elif args.command == "show":
             print(cmd_show(args.name, args.layers))
         elif args.command == "export":
             print(cmd_export(args.name, args.format, args.output))
+        elif args.command == "import":
+            print(cmd_import(args.factory, args.input_shape, args.output))
         else:
             text = json.dumps(golden(), indent=1, sort_keys=True) + "\n"
             if args.output:
