@@ -18,18 +18,18 @@ class ExportError(NasError):
     """A trial that cannot be exported (missing, never built, nothing completed)."""
 
 
-def best_trial(trials: list[dict]) -> dict:
-    """The completed, within-budget trial with the highest accuracy (or proxy score); ties go
-    to fewer MACs, then the earlier trial."""
-    def quality(t: dict):
-        return t["accuracy"] if t.get("accuracy") is not None else t.get("proxy_score")
+def best_trial(trials: list[dict], metric: str | None = None) -> dict:
+    """The best usable trial under ``metric`` (:mod:`nas.quality`: accuracy, val_loss or a
+    proxy score; default: the one the trials carry) among those with a genotype; ties go to
+    fewer MACs, then the earlier trial."""
+    from nas import quality
 
-    ok = [t for t in trials if t["state"] == "COMPLETE" and t.get("feasible", True)
-          and quality(t) is not None and t.get("genotype")]
-    if not ok:
+    m = quality.metric(metric) if metric else quality.study_metric(None, trials)
+    best = quality.best([t for t in trials if t.get("genotype")], m)
+    if best is None:
         raise ExportError("the study has no completed trial to export yet; run the search "
                           "longer or pass --trial N")
-    return max(ok, key=lambda t: (quality(t), -(t.get("target_macs") or 0), -t["number"]))
+    return best
 
 
 def select_trial(storage: str, study: str, number: int | None) -> dict:
@@ -42,10 +42,13 @@ def select_trial(storage: str, study: str, number: int | None) -> dict:
             names = [s["name"] for s in store.studies()]
             raise ExportError(f"no study {study!r} in {store.display_url}; known: {', '.join(names) or 'none'}")
         trials = store.trials(study)
+        from nas.quality import study_metric
+
+        metric = study_metric(store.study(study), trials)
     finally:
         store.close()
     if number is None:
-        return best_trial(trials)
+        return best_trial(trials, metric.name)
     for t in trials:
         if t["number"] == number:
             if not t.get("genotype"):

@@ -360,7 +360,7 @@ def test_learning_curves_need_two_epochs():
               {"number": 0, "state": "COMPLETE", "epochs": [{"epoch": 0, "val_accuracy": 0.4}]},
               {"number": 2, "state": "FAIL", "epochs": []}]
     assert C.learning_curves(trials) == [{"number": 1, "state": "PRUNED", "epoch": [0, 2],
-                                          "val_accuracy": [0.3, 0.5]}]
+                                          "values": [0.3, 0.5], "key": "val_accuracy"}]
 
 
 def test_infeasible_trials_stay_off_the_front():

@@ -15,79 +15,14 @@ import re
 from collections import defaultdict
 from typing import Any, Iterable, Sequence
 
-MAX, MIN = "max", "min"
+# Quality, best and Pareto fronts live in nas.quality (one definition for the search, export
+# and dashboards); the names below are re-exported for the figures.
+from nas import quality as Q
+from nas.quality import (MAX, MIN, Metric, check_senses, dominates, is_number,  # noqa: F401
+                         minimized, pareto_front)
 
 
-# ------------------------------------------------------------------ objectives
-def is_number(x: Any) -> bool:
-    """True for a finite int or float (not bool, None or NaN)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _check_senses(senses: Sequence[str], n: int) -> list[int]:
-    if len(senses) != n:
-        raise ValueError(f"{len(senses)} senses given for {n}-objective points; give one "
-                         f"'max' or 'min' per objective")
-    signs = []
-    for s in senses:
-        if s not in (MAX, MIN):
-            raise ValueError(f"objective sense {s!r} is not 'max' or 'min'")
-        signs.append(-1 if s == MAX else 1)
-    return signs
-
-
-def _minimized(points: Sequence[Sequence[float]], senses: Sequence[str]) -> list[tuple | None]:
-    """Points turned into all-minimize form; points with a missing/non-finite value -> None."""
-    out: list[tuple | None] = []
-    for p in points:
-        signs = _check_senses(senses, len(p))
-        out.append(tuple(s * v for s, v in zip(signs, p)) if all(is_number(v) for v in p) else None)
-    return out
-
-
-def dominates(a: Sequence[float], b: Sequence[float], senses: Sequence[str]) -> bool:
-    """True if ``a`` is at least as good as ``b`` in every objective and better in one."""
-    (ma, mb) = _minimized([a, b], senses)
-    if ma is None or mb is None:
-        return False
-    return all(x <= y for x, y in zip(ma, mb)) and any(x < y for x, y in zip(ma, mb))
-
-
-def pareto_front(points: Sequence[Sequence[float]], senses: Sequence[str]) -> list[int]:
-    """Indices of the non-dominated points, in input order.
-
-    ``senses`` gives 'max' or 'min' per objective, e.g. ``("max", "min")`` for
-    (accuracy, MACs). Points with a missing or non-finite value are never on the front;
-    exact duplicates of a front point are all on the front.
-    """
-    mins = _minimized(points, senses)
-    valid = [(p, i) for i, p in enumerate(mins) if p is not None]
-    if valid and len(valid[0][0]) == 2:
-        return _pareto_front_2d(valid)
-    front = [i for p, i in valid
-             if not any(all(x <= y for x, y in zip(q, p)) and q != p for q, _ in valid)]
-    return front
-
-
-def _pareto_front_2d(valid: list[tuple[tuple, int]]) -> list[int]:
-    # sweep by the first objective; a point is on the front if its second objective beats
-    # everything with a strictly smaller first objective (ties in both are kept)
-    valid = sorted(valid)
-    front: list[int] = []
-    best_second = math.inf
-    k = 0
-    while k < len(valid):
-        j = k
-        while j < len(valid) and valid[j][0][0] == valid[k][0][0]:
-            j += 1
-        group_best = valid[k][0][1]            # smallest second objective at this first value
-        if group_best < best_second:
-            front += [i for p, i in valid[k:j] if p[1] == group_best]
-            best_second = group_best
-        k = j
-    return sorted(front)
-
-
+# ------------------------------------------------------------------ hypervolume
 def hypervolume_2d(points: Sequence[Sequence[float]], senses: Sequence[str],
                    reference: Sequence[float]) -> float:
     """Area dominated by ``points`` and bounded by the ``reference`` point (2 objectives).
@@ -96,10 +31,10 @@ def hypervolume_2d(points: Sequence[Sequence[float]], senses: Sequence[str],
     ``("max", "min")``. Points not strictly better than the reference in both objectives
     add nothing.
     """
-    (ref,) = _minimized([reference], senses)
+    (ref,) = minimized([reference], senses)
     if ref is None:
         raise ValueError(f"reference point {tuple(reference)} must be finite")
-    inside = sorted(p for p in _minimized(points, senses)
+    inside = sorted(p for p in minimized(points, senses)
                     if p is not None and p[0] < ref[0] and p[1] < ref[1])
     area, last_y = 0.0, ref[1]
     for x, y in inside:                        # ascending first objective
@@ -125,7 +60,7 @@ def hypervolume_history(points: Sequence[Sequence[float] | None], senses: Sequen
 
 def best_so_far(values: Sequence[float | None], sense: str = MAX) -> list[float | None]:
     """Running best of ``values`` (``None``/non-finite entries carry the previous best)."""
-    _check_senses([sense], 1)
+    check_senses([sense], 1)
     best: float | None = None
     out: list[float | None] = []
     for v in values:
@@ -214,22 +149,24 @@ def design_space_edfs(groups: dict[str, list[dict]], *, complexity: str = "targe
 
 
 # ------------------------------------------------------------------ parameter effects
-def parameter_effects(trials: Sequence[dict], metric: str = "accuracy") -> list[dict]:
-    """How each search parameter relates to ``metric`` over COMPLETE trials.
+def parameter_effects(trials: Sequence[dict], metric: str | Metric | None = None) -> list[dict]:
+    """How each search parameter relates to the quality ``metric`` (:mod:`nas.quality`;
+    default accuracy) over usable trials.
 
     One dict per parameter, strongest effect first: ``name``, ``values`` and ``scores``
     (the scatter), ``levels`` (per distinct value: n, mean, best) and ``eta2`` (correlation
     ratio: share of the metric's variance explained by the parameter's levels, in [0, 1]).
     """
-    done = [t for t in trials if usable(t, metric)]
+    m = Q.metric(metric)
+    done = Q.finished(trials, m)
     names = sorted({k for t in done for k in (t.get("params") or {})})
     effects = []
     for name in names:
-        pairs = [(t["params"][name], float(t[metric])) for t in done if name in t["params"]]
+        pairs = [(t["params"][name], m.value(t)) for t in done if name in t["params"]]
         if not pairs:
             continue
         effects.append({"name": name, "values": [v for v, _ in pairs],
-                        "scores": [s for _, s in pairs], "levels": _levels(pairs),
+                        "scores": [s for _, s in pairs], "levels": _levels(pairs, m.sense),
                         "eta2": _eta_squared(pairs)})
     effects.sort(key=lambda e: (-e["eta2"], e["name"]))
     return effects
@@ -239,7 +176,7 @@ def _key(v: Any) -> str:
     return json.dumps(v, sort_keys=True, default=str)
 
 
-def _levels(pairs: list[tuple[Any, float]]) -> list[dict]:
+def _levels(pairs: list[tuple[Any, float]], sense: str = MAX) -> list[dict]:
     by: dict[str, list] = {}
     raw: dict[str, Any] = {}
     for v, s in pairs:
@@ -247,7 +184,7 @@ def _levels(pairs: list[tuple[Any, float]]) -> list[dict]:
         raw[_key(v)] = v
     order = sorted(by, key=lambda k: (not is_number(raw[k]), raw[k] if is_number(raw[k]) else 0, k))
     return [{"value": raw[k], "n": len(by[k]), "mean": sum(by[k]) / len(by[k]),
-             "best": max(by[k])} for k in order]
+             "best": (max if sense == MAX else min)(by[k])} for k in order]
 
 
 def _eta_squared(pairs: list[tuple[Any, float]]) -> float:
@@ -331,66 +268,70 @@ def dag_layout(genotype_json: str) -> dict:
 
 
 # ------------------------------------------------------------------ trial selections
-def finished(trials: Sequence[dict]) -> list[dict]:
-    """COMPLETE trials that have a finite accuracy and are not marked infeasible
-    (``feasible`` False: over a budget)."""
-    return [t for t in trials if usable(t)]
+def finished(trials: Sequence[dict], metric: str | Metric | None = None) -> list[dict]:
+    """Usable trials (:func:`nas.quality.usable`) under ``metric`` (default accuracy)."""
+    return Q.finished(trials, metric)
 
 
-def usable(trial: dict, metric: str = "accuracy") -> bool:
-    """True for a COMPLETE trial with a finite ``metric``, not marked infeasible and not a
-    repeat of an architecture evaluated earlier (``duplicate_of``: its result is reused)."""
-    return (trial.get("state") == "COMPLETE" and is_number(trial.get(metric))
-            and trial.get("feasible", True) is not False and trial.get("duplicate_of") is None)
+def usable(trial: dict, metric: str | Metric | None = None) -> bool:
+    """:func:`nas.quality.usable`: COMPLETE, a finite quality, feasible, not a duplicate."""
+    return Q.usable(trial, metric)
 
 
-def best_trial(trials: Sequence[dict]) -> dict | None:
-    """The COMPLETE trial with the highest accuracy (fewest MACs, then lowest number, on ties)."""
-    done = finished(trials)
-    if not done:
-        return None
-    return min(done, key=lambda t: (-t["accuracy"], t.get("target_macs") or 0, t.get("number", 0)))
+def best_trial(trials: Sequence[dict], metric: str | Metric | None = None) -> dict | None:
+    """:func:`nas.quality.best`: best quality, then fewest MACs, then lowest number."""
+    return Q.best(trials, metric)
 
 
-def accuracy_front(trials: Sequence[dict], cost: str = "target_macs") -> list[dict]:
-    """The finished trials on the (max accuracy, min ``cost``) Pareto front, cheapest first."""
-    done = [t for t in finished(trials) if is_number(t.get(cost))]
-    idx = pareto_front([(t["accuracy"], t[cost]) for t in done], (MAX, MIN))
-    return sorted((done[i] for i in idx), key=lambda t: (t[cost], -t["accuracy"]))
+def accuracy_front(trials: Sequence[dict], cost: str = "target_macs",
+                   metric: str | Metric | None = None) -> list[dict]:
+    """:func:`nas.quality.front`: the (best quality, least ``cost``) front, cheapest first."""
+    return Q.front(trials, metric, cost)
 
 
 def progress(trials: Sequence[dict], *, budget_macs: int | None = None,
-             cost: str = "target_macs") -> dict:
-    """Search progress by trial number: each trial's accuracy (None if it has none), the
-    best-so-far accuracy and the hypervolume of
-    (accuracy, cost / reference) with reference (0, 1), i.e. the share of the box
-    [0, 1] x [0, reference cost] dominated so far.
+             cost: str = "target_macs", metric: str | Metric | None = None) -> dict:
+    """Search progress by trial number: each trial's quality (None if it has none), the
+    best-so-far quality and the hypervolume of (quality, cost / reference cost), i.e. the
+    share of the box [worst, best quality] x [0, reference cost] dominated so far.
 
-    The reference cost is the MAC budget when given, else 1.1 x the largest cost seen.
+    Accuracy spans the fixed box [0, 1]; other metrics (a loss, a proxy score) are scaled
+    between the worst and best value the study has reached. The reference cost is the MAC
+    budget when given, else 1.1 x the largest cost seen.
     """
+    m = Q.metric(metric)
     ordered = sorted(trials, key=lambda t: t.get("number", 0))
-    costs = [t.get(cost) for t in finished(ordered) if is_number(t.get(cost))]
+    done = Q.finished(ordered, m)
+    costs = [t.get(cost) for t in done if is_number(t.get(cost))]
     ref = float(budget_macs) if budget_macs else (1.1 * max(costs) if costs else 1.0)
-    points = [(t["accuracy"], t[cost] / ref)
-              if usable(t) and is_number(t.get(cost))
-              else None for t in ordered]
-    acc = [p[0] if p else None for p in points]
-    return {"number": [t.get("number") for t in ordered], "accuracy": acc,
-            "best": best_so_far(acc, MAX),
+    values = [m.value(t) if Q.usable(t, m) else None for t in ordered]
+    if m == Q.ACCURACY:
+        lo, hi = 0.0, 1.0
+    else:
+        seen = [v for v in values if v is not None]
+        lo, hi = (min(seen), max(seen)) if seen else (0.0, 1.0)
+        if m.sense == MIN:
+            lo, hi = hi, lo
+    span = (hi - lo) or 1.0
+    points = [((v - lo) / span, t[cost] / ref) if v is not None and is_number(t.get(cost))
+              else None for v, t in zip(values, ordered)]
+    return {"number": [t.get("number") for t in ordered], "quality": values,
+            "best": best_so_far(values, m.sense),
             "hypervolume": hypervolume_history(points, (MAX, MIN), (0.0, 1.0)),
-            "reference_cost": ref, "cost": cost}
+            "reference_cost": ref, "cost": cost, "metric": m.name, "label": m.label}
 
 
-def learning_curves(trials: Sequence[dict]) -> list[dict]:
-    """Per-epoch validation accuracy of trials that recorded two or more epochs:
-    [{"number", "state", "epoch": [...], "val_accuracy": [...]}], by trial number."""
+def learning_curves(trials: Sequence[dict], metric: str | Metric | None = None) -> list[dict]:
+    """Per-epoch validation accuracy (validation loss when ``metric`` is val_loss) of trials
+    that recorded two or more epochs: [{"number", "state", "epoch": [...], "values": [...],
+    "key"}], by trial number."""
+    key = "val_loss" if Q.metric(metric).name == "val_loss" else "val_accuracy"
     out = []
     for t in sorted(trials, key=lambda t: t.get("number", 0)):
-        eps = [e for e in t.get("epochs") or [] if is_number(e.get("val_accuracy"))]
+        eps = [e for e in t.get("epochs") or [] if is_number(e.get(key))]
         if len(eps) >= 2:
-            out.append({"number": t.get("number"), "state": t.get("state"),
-                        "epoch": [e["epoch"] for e in eps],
-                        "val_accuracy": [e["val_accuracy"] for e in eps]})
+            out.append({"number": t.get("number"), "state": t.get("state"), "key": key,
+                        "epoch": [e["epoch"] for e in eps], "values": [e[key] for e in eps]})
     return out
 
 

@@ -35,13 +35,14 @@ def _human(n: float | None) -> str:
     return "n/a" if n is None else human(n)
 
 
-def summary_text(trial: dict) -> str:
-    """Hover text for a trial: number, accuracy, costs, stages, groups, SE and params."""
+def summary_text(trial: dict, metric: "C.Metric | str | None" = None) -> str:
+    """Hover text for a trial: number, quality, costs, stages, groups, SE and params."""
+    m = C.Q.metric(metric)
     s = C.arch_summary(trial.get("genotype"), trial.get("params"))
-    acc = trial.get("accuracy")
+    v = m.value(trial)
     lines = [f"<b>trial {trial.get('number')}</b>"
              + (f" ({esc(trial['seed_name'])})" if trial.get("seed_name") else ""),
-             f"accuracy {acc:.4f}" if isinstance(acc, (int, float)) else "accuracy n/a",
+             f"{esc(m.name)} {m.fmt(v)}",
              f"{_human(trial.get('target_params'))} params, {_human(trial.get('target_macs'))}MACs"]
     if trial.get("latency_ms") is not None:
         lines.append(f"latency {trial['latency_ms']:.2f} ms")
@@ -64,20 +65,22 @@ def _layout(fig, title: str, **kw) -> Any:
     return fig
 
 
-def pareto_figure(trials: Sequence[dict], cost: str = "target_macs"):
-    """Accuracy vs ``cost``: every finished trial, the non-dominated set highlighted as a
+def pareto_figure(trials: Sequence[dict], cost: str = "target_macs",
+                  metric: "C.Metric | str | None" = None):
+    """Quality vs ``cost``: every finished trial, the non-dominated set highlighted as a
     staircase, seeds (classic nets) labelled, architecture summary on hover."""
     go = _go()
+    m = C.Q.metric(metric)
     label, scale, unit = COSTS[cost]
-    done = [t for t in C.finished(trials) if C.is_number(t.get(cost))]
-    front = C.accuracy_front(done, cost)
+    done = [t for t in C.finished(trials, m) if C.is_number(t.get(cost))]
+    front = C.accuracy_front(done, cost, m)
     on_front = {id(t) for t in front}
     fig = go.Figure()
 
     def scatter(ts, name, **kw):
         fig.add_trace(go.Scatter(
-            x=[t[cost] / scale for t in ts], y=[t["accuracy"] for t in ts], name=name,
-            text=[summary_text(t) for t in ts], hovertemplate="%{text}<extra></extra>", **kw))
+            x=[t[cost] / scale for t in ts], y=[m.value(t) for t in ts], name=name,
+            text=[summary_text(t, m) for t in ts], hovertemplate="%{text}<extra></extra>", **kw))
 
     rest = [t for t in done if id(t) not in on_front and not t.get("seed_name")]
     scatter(rest, "trials", mode="markers", marker=dict(color="#9bb3cc", size=8))
@@ -90,49 +93,54 @@ def pareto_figure(trials: Sequence[dict], cost: str = "target_macs"):
                 texttemplate=[esc(t["seed_name"]) for t in seeds],
                 marker=dict(symbol="star", size=15, color="#ff7f0e",
                             line=dict(color="black", width=1)))
-    return _layout(fig, f"Accuracy vs {label}: {len(front)} of {len(done)} non-dominated",
-                   xaxis_title=f"{label} [{unit}]", yaxis_title="validation accuracy",
+    return _layout(fig, f"{esc(m.name).capitalize()} vs {label}: {len(front)} of {len(done)} "
+                        "non-dominated",
+                   xaxis_title=f"{label} [{unit}]", yaxis_title=esc(m.label),
                    xaxis_type="log" if cost != "latency_ms" else "linear",
                    legend=dict(orientation="h", y=-0.25))
 
 
 def progress_figure(prog: dict):
-    """Best-so-far accuracy and hypervolume against trial number (two y axes)."""
+    """Best-so-far quality and hypervolume against trial number (two y axes)."""
     go = _go()
+    name, axis = esc(prog.get("metric", "accuracy")), esc(prog.get("label", "validation accuracy"))
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=prog["number"], y=prog["accuracy"], name="trial accuracy",
+    fig.add_trace(go.Scatter(x=prog["number"], y=prog["quality"], name=f"trial {name}",
                              mode="markers", marker=dict(color="#9bb3cc", size=7)))
-    fig.add_trace(go.Scatter(x=prog["number"], y=prog["best"], name="best accuracy so far",
+    fig.add_trace(go.Scatter(x=prog["number"], y=prog["best"], name=f"best {name} so far",
                              mode="lines+markers", line=dict(shape="hv", color="#1f77b4")))
     fig.add_trace(go.Scatter(x=prog["number"], y=prog["hypervolume"], name="hypervolume",
                              mode="lines", yaxis="y2", line=dict(shape="hv", color="#2ca02c")))
     label, _, _ = COSTS.get(prog["cost"], (prog["cost"], 1, ""))
     ref = _human(prog["reference_cost"]) + ("MACs" if prog["cost"] == "target_macs" else "")
-    return _layout(fig, f"Search progress (hypervolume of accuracy vs {label}, "
-                        f"reference point (0, {ref}))",
-                   xaxis_title="trial number", yaxis_title="validation accuracy",
+    worst = "0" if prog.get("metric", "accuracy") == "accuracy" else f"worst {name}"
+    return _layout(fig, f"Search progress (hypervolume of {name} vs {label}, "
+                        f"reference point ({worst}, {ref}))",
+                   xaxis_title="trial number", yaxis_title=axis,
                    yaxis2=dict(title="hypervolume (share of box)", overlaying="y", side="right",
                                rangemode="tozero", tickformat=".2f"),
                    legend=dict(orientation="h", y=-0.2))
 
 
 def curves_figure(curves: Sequence[dict]):
-    """Validation accuracy per epoch, one line per trial (dashed: not COMPLETE)."""
+    """Validation accuracy (or loss) per epoch, one line per trial (dashed: not COMPLETE)."""
     go = _go()
     fig = go.Figure()
     for c in curves:
         fig.add_trace(go.Scatter(
-            x=c["epoch"], y=c["val_accuracy"], mode="lines+markers", name=f"trial {c['number']}",
+            x=c["epoch"], y=c["values"], mode="lines+markers", name=f"trial {c['number']}",
             line=dict(dash="solid" if c["state"] == "COMPLETE" else "dash", width=1),
             hovertemplate=f"trial {c['number']} ({esc(c['state'])})<br>epoch %{{x}}: "
                           "%{y:.4f}<extra></extra>"))
+    axis = "validation loss" if curves and curves[0].get("key") == "val_loss" \
+        else "validation accuracy"
     return _layout(fig, "Learning curves (dashed: pruned, failed or running)",
-                   xaxis_title="epoch", yaxis_title="validation accuracy", height=380,
+                   xaxis_title="epoch", yaxis_title=axis, height=380,
                    showlegend=len(curves) <= 20)
 
 
 def effects_figure(effects: Sequence[dict], max_params: int = 12):
-    """Accuracy vs each parameter (strongest first): trials as points, level means as a line."""
+    """Quality vs each parameter (strongest first): trials as points, level means as a line."""
     from plotly.subplots import make_subplots
     go = _go()
     shown = list(effects[:max_params])

@@ -87,8 +87,9 @@ def build_page(studies: Sequence[tuple[dict, list[dict]]], storage: str) -> str:
 
 def _study_section(page: Page, study: dict, trials: list[dict]) -> None:
     states = Counter(t.get("state") for t in trials)
-    page.add(f"<h2>Study {esc(study['name'])}</h2>" + _study_meta(study, states))
-    done = C.finished(trials)
+    m = C.Q.study_metric(study, trials)
+    page.add(f"<h2>Study {esc(study['name'])}</h2>" + _study_meta(study, states, m))
+    done = C.finished(trials, m)
     if not done:
         page.add('<p class="note">No finished trials yet: nothing to plot.</p>')
         page.add(_trials_table(trials))
@@ -97,47 +98,51 @@ def _study_section(page: Page, study: dict, trials: list[dict]) -> None:
     if any(C.is_number(t.get("latency_ms")) for t in done):
         costs.append("latency_ms")
     page.add('<h3>Pareto fronts</h3><div class="row">'
-             + "".join(f"<div>{page.figure(F.pareto_figure(trials, c))}</div>" for c in costs)
+             + "".join(f"<div>{page.figure(F.pareto_figure(trials, c, m))}</div>" for c in costs)
              + "</div>")
-    prog = C.progress(trials, budget_macs=study.get("budget_macs"))
-    best = C.best_trial(trials)
+    prog = C.progress(trials, budget_macs=study.get("budget_macs"), metric=m)
+    best = C.best_trial(trials, m)
     page.add('<h3>Search progress</h3>' + page.figure(F.progress_figure(prog)))
-    curves = C.learning_curves(trials)
+    curves = C.learning_curves(trials, m)
     if curves:
         page.add('<h3>Learning curves</h3>' + page.figure(F.curves_figure(curves)))
-    effects = C.parameter_effects(trials)
+    effects = C.parameter_effects(trials, m)
     if effects:
-        page.add('<h3>Per-parameter effects</h3><p class="meta">Validation accuracy against '
-                 "each search parameter (red: mean per value), strongest first by η², the "
-                 "share of the accuracy variance that a parameter's values explain (it "
+        page.add(f'<h3>Per-parameter effects</h3><p class="meta">{esc(m.label.capitalize())} '
+                 "against each search parameter (red: mean per value), strongest first by η², "
+                 f"the share of the {esc(m.name)} variance that a parameter's values explain (it "
                  "overstates effects when values have few trials).</p>"
                  + page.figure(F.effects_figure(effects)))
     if best and best.get("genotype"):
         page.add('<h3>Best architecture</h3>' + _summary_block(best)
-                 + page.figure(F.dag_figure(_dag_choices(best, C.accuracy_front(trials)))))
+                 + page.figure(F.dag_figure(_dag_choices(best, C.accuracy_front(trials, metric=m),
+                                                         m))))
     page.add("<h3>Trials</h3>" + _trials_table(trials))
 
 
 MAX_DAGS = 12
 
 
-def _dag_choices(best: dict, front: list[dict]) -> list[tuple[str, dict]]:
+def _dag_choices(best: dict, front: list[dict], m=None) -> list[tuple[str, dict]]:
     """The best trial's DAG first, then the other Pareto-optimal trials' (cheapest first)."""
     from nas.cost import human
+    m = C.Q.metric(m)
     chosen = [best] + [t for t in front if t is not best and t.get("genotype")][:MAX_DAGS - 1]
     out = []
     for t in chosen:
         lay = C.dag_layout(t["genotype"])
         macs = f", {human(t['target_macs'])}MACs" if C.is_number(t.get("target_macs")) else ""
         tag = "best" if t is best else "Pareto"
-        out.append((f"trial {t['number']} ({tag}): accuracy {t['accuracy']:.4f}{macs}, "
+        out.append((f"trial {t['number']} ({tag}): {m.name} {m.fmt(m.value(t))}{macs}, "
                     f"{len(lay['nodes'])} nodes (drag to pan, scroll to zoom)", lay))
     return out
 
 
-def _study_meta(study: dict, states: Counter) -> str:
+def _study_meta(study: dict, states: Counter, m=None) -> str:
     from nas.cost import human
+    m = C.Q.metric(m)
     items = [("space", study.get("space")),
+             ("ranked by", f"{m.name} ({m.direction})"),
              ("budget", f"{human(study['budget_macs'])}MACs" if study.get("budget_macs") else "none"),
              ("params budget", human(study["params_budget"]) if study.get("params_budget") else "none"),
              ("objectives", ", ".join(map(str, study.get("objectives") or []))),
@@ -157,11 +162,15 @@ def _summary_block(trial: dict) -> str:
 
 
 COLUMNS = ("number", "state", "seed_name", "params", "target_params", "target_macs",
-           "proxy_macs", "accuracy", "latency_ms", "duration_s", "worker", "error")
+           "proxy_macs", "accuracy", "val_loss", "proxy_score", "latency_ms", "duration_s",
+           "worker", "error")
+#: Shown only when some trial has a value (a proxy study has no accuracy, and vice versa).
+OPTIONAL = ("val_loss", "proxy_score")
 
 HEADERS = {"number": "#", "seed_name": "seed", "params": "space params",
            "target_params": "params (target)", "target_macs": "MACs (target)",
-           "proxy_macs": "MACs (proxy)", "latency_ms": "latency ms", "duration_s": "seconds"}
+           "proxy_macs": "MACs (proxy)", "latency_ms": "latency ms", "duration_s": "seconds",
+           "val_loss": "val loss", "proxy_score": "proxy score"}
 
 
 def _cell(key: str, value: Any) -> str:
@@ -188,10 +197,11 @@ def _trials_table(trials: list[dict]) -> str:
     if len(rows) > MAX_TABLE_ROWS:
         note = f'<p class="note">showing the last {MAX_TABLE_ROWS} of {len(rows)} trials</p>'
         rows = rows[-MAX_TABLE_ROWS:]
-    head = "".join(f"<th>{esc(HEADERS.get(c, c))}</th>" for c in COLUMNS)
+    cols = [c for c in COLUMNS if c not in OPTIONAL or any(t.get(c) is not None for t in rows)]
+    head = "".join(f"<th>{esc(HEADERS.get(c, c))}</th>" for c in cols)
     body = "".join(f'<tr class="{esc(t.get("state"))}">'
                    + "".join(_cell(c, (t.get(c), t.get("feasible")) if c == "state" else t.get(c))
-                             for c in COLUMNS) + "</tr>" for t in rows)
+                             for c in cols) + "</tr>" for t in rows)
     return (f'{note}<div class="tablewrap"><table class="trials"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
 
