@@ -396,10 +396,11 @@ class Progress:
                      f"{prep.get('retried', 0)} queued for retry")
 
     def _best(self, t: dict) -> None:
-        v = t.get("proxy_score") if self.metric != "accuracy" else t.get("accuracy")
-        if t.get("state") == "COMPLETE" and t.get("feasible", True) and v is not None \
-                and (self.best is None or v > self.best[0]):
-            self.best = (v, t["number"])
+        from nas import quality
+
+        m = quality.metric(self.metric)
+        if quality.usable(t, m) and (self.best is None or m.better(m.value(t), self.best[0])):
+            self.best = (m.value(t), t["number"])
 
     def trial(self, t: dict) -> None:
         """Print one finished trial (an outcome dict or a stored trial row)."""
@@ -409,7 +410,9 @@ class Progress:
         done = self.done_before + self.done_now
         elapsed = time.monotonic() - self.t0
         of = f"/{self.limit}" if self.limit else ""
-        v = t.get("proxy_score") if self.metric != "accuracy" else t.get("accuracy")
+        from nas import quality
+
+        v = quality.metric(self.metric).value(t)
         what = (f"{self.metric} {v:.4f}" if t["state"] == "COMPLETE" and v is not None
                 else (t.get("error") or t["state"]).splitlines()[0][:90])
         macs = f"{human(t['target_macs'])}MACs" if t.get("target_macs") else "?"
@@ -440,31 +443,26 @@ class Progress:
 
 
 def pareto(trials: list[dict], metric: str = "accuracy") -> list[dict]:
-    """Completed, feasible trials not dominated in (``metric`` up, target MACs down), by MACs."""
-    key = "proxy_score" if metric != "accuracy" else "accuracy"
-    ok = [t for t in trials if t["state"] == "COMPLETE" and t.get("feasible", True)
-          and t.get(key) is not None and t.get("target_macs") is not None]
-    ok.sort(key=lambda t: (t["target_macs"], -t[key], t["number"]))
-    front, best = [], float("-inf")
-    for t in ok:
-        if t[key] > best:
-            front.append(t)
-            best = t[key]
-    return front
+    """The (``metric``, target MACs) Pareto front of :func:`nas.quality.front`, cheapest first."""
+    from nas import quality
+
+    return quality.front(trials, metric)
 
 
 def pareto_table(front: list[dict], metric: str = "accuracy") -> str:
     """The Pareto front as a text table (MACs and params at the target spec)."""
     if not front:
         return "Pareto front: no completed trial yet"
-    key = "proxy_score" if metric != "accuracy" else "accuracy"
+    from nas import quality
+
+    value = quality.metric(metric).value
     latency = any(t.get("latency_ms") is not None for t in front)
     rows = [f"Pareto front ({metric} vs MACs; MACs = multiply-accumulates at the target spec):",
             f"{'trial':>6} {metric:>10} {'MACs':>10} {'params':>10}"
             f"{'   latency' if latency else ''}  seed"]
     for t in front:
         lat = f"{t['latency_ms']:.1f}ms" if t.get("latency_ms") is not None else "-"
-        rows.append(f"{t['number']:>6} {t[key]:>10.4f} {human(t['target_macs']):>10} "
+        rows.append(f"{t['number']:>6} {value(t):>10.4f} {human(t['target_macs']):>10} "
                     f"{human(t['target_params']):>10}{f' {lat:>9}' if latency else ''}  "
                     f"{t.get('seed_name') or ''}")
     return "\n".join(rows)
