@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -68,9 +69,12 @@ def write_onnx(genotype: Genotype, path: Path) -> Path:
 
     model = compile_genotype(genotype).eval()
     x = torch.zeros(1, *genotype.input_shape)
-    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["input"],
-                      output_names=["logits"], dynamic_axes={"input": {0: "batch"},
-                                                             "logits": {0: "batch"}})
+    with warnings.catch_warnings():  # torch's notices that this exporter is the legacy one
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export")
+        torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "batch"},
+                                                                 "logits": {0: "batch"}})
     return path
 
 

@@ -192,3 +192,15 @@ def test_corrupt_image_names_the_file(tmp_path):
     with pytest.raises(DatasetError, match="broken.png") as e:
         load_dataset(f"folder:{root}")
     assert "root/<class_name>" in str(e.value)
+
+
+def test_repr_is_one_short_line_not_tensors():
+    d = load_dataset("mnist", resolution=16, limit=200)
+    text = repr(d)
+    assert text == "Dataset('mnist': 160 train + 40 val images of 1x16x16, 10 classes, on cpu)"
+    assert str(d) == text and "tensor" not in text
+
+
+def test_dataset_larger_than_memory_is_refused_before_allocating():
+    with pytest.raises(DatasetError, match=r"5,000 images of 1x20000x20000 take 8000.0 GB"):
+        load_dataset("mnist", resolution=20_000)

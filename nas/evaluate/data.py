@@ -36,7 +36,7 @@ class DatasetError(NasError):
     """A dataset that cannot be loaded: the message names the path and the expected layout."""
 
 
-@dataclass
+@dataclass(repr=False)
 class Dataset:
     """A proxy task held in memory (float32, NCHW, normalised)."""
 
@@ -60,6 +60,11 @@ class Dataset:
         moved = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "val_x", "val_y")}
         return Dataset(self.name, **moved, num_classes=self.num_classes,
                        in_channels=self.in_channels, resolution=self.resolution, classes=self.classes)
+
+    def __repr__(self) -> str:  # the dataclass repr would print every tensor
+        return (f"Dataset({self.name!r}: {len(self.train_y):,} train + {len(self.val_y):,} val "
+                f"images of {'x'.join(map(str, self.input_shape))}, {self.num_classes} classes, "
+                f"on {self.train_x.device})")
 
     def summary(self) -> dict:
         """Plain-data description (sizes, shape, classes)."""
@@ -106,7 +111,24 @@ def load_dataset(name: str = "mnist", *, resolution: int = 32, seed: int = 0,
             n_train = max(1, round(limit * share))
             train_idx = train_idx[_stratified_subset(labels[train_idx], n_train, rng)]
             val_idx = val_idx[_stratified_subset(labels[val_idx], max(1, limit - n_train), rng)]
+    _check_memory(len(train_idx) + len(val_idx), int(images.shape[1]), resolution)
     return _assemble(str(name), images, labels, classes, train_idx, val_idx, resolution)
+
+
+def _check_memory(n_images: int, channels: int, resolution: int) -> None:
+    """Refuse a dataset whose float32 tensors would take more than half the machine's memory
+    (the search would otherwise die allocating them, or swap the machine to a halt)."""
+    import os
+
+    need = n_images * channels * resolution * resolution * 4
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > total / 2:
+        raise DatasetError(f"{n_images:,} images of {channels}x{resolution}x{resolution} take "
+                           f"{need / 1e9:.1f} GB as float32, over half this machine's "
+                           f"{total / 1e9:.0f} GB; lower the resolution or the image limit")
 
 
 # ----------------------------------------------------------------- sources
