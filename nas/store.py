@@ -112,8 +112,21 @@ def normalize_url(url: str | os.PathLike) -> str:
         except (ArgumentError, ValueError) as e:
             raise StoreError(f"cannot parse storage URL {text!r}: {e}; use a SQLAlchemy URL such "
                              "as sqlite:///runs/nas.db or a plain file path") from None
-        return text
+        return _default_driver(text)
     return "sqlite:///" + str(Path(text).expanduser().resolve())
+
+
+def _default_driver(url: str) -> str:
+    """``postgresql://`` names SQLAlchemy's default driver (psycopg 3); when only psycopg2
+    is installed (the dev extra's psycopg2-binary), use it instead of failing."""
+    u = make_url(url)
+    if u.drivername != "postgresql":
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return u.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+    return url
 
 
 _SECRET_KEYS = {"password", "passwd", "pass", "pwd", "secret", "token", "sslpassword",
@@ -136,8 +149,11 @@ def mask_url(url: str | os.PathLike | None) -> str | None:
         if at and ":" in cred:
             return f"{head}{sep}{cred.split(':', 1)[0]}:***@{rest}"
         return text
-    if u.query:
-        u = u.set(query={k: ("***" if k.lower() in _SECRET_KEYS else v) for k, v in u.query.items()})
+    secret_query = [k for k in u.query if k.lower() in _SECRET_KEYS]
+    if u.password is None and not secret_query:
+        return text                  # nothing to hide: keep the text as the user typed it
+    if secret_query:
+        u = u.set(query={k: ("***" if k in secret_query else v) for k, v in u.query.items()})
     return u.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
 
 
