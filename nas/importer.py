@@ -168,25 +168,39 @@ def from_module(model, input_shape, name: str | None = None) -> Genotype:
             m.train(mode)
 
 
-def load_weights(module, state_dict: dict, *, strict: bool = True) -> list[str]:
+def load_weights(module, state_dict: dict, *, genotype: Genotype | None = None,
+                 strict: bool = True) -> list[str]:
     """Load ``state_dict`` (the original module's) into ``module`` (the compiled genotype).
 
     Every parameter and buffer of ``module`` must be in ``state_dict`` with its shape; keys of
     ``state_dict`` that ``module`` lacks (weights of submodules the original's forward never
-    used) are returned. With ``strict=False`` missing keys are allowed too.
+    used) are returned. Pass the imported ``genotype`` when some module paths were not valid
+    node ids (its ``meta['module_paths']``: e.g. torchvision RegNet's ``block1-0``). With
+    ``strict=False`` missing keys are allowed too.
     """
+    paths = dict((genotype.meta.get("module_paths") or {}) if genotype is not None else {})
+    to_node = {v: k for k, v in paths.items()}
+
+    def rename(key: str) -> str:
+        owner, _, leaf = key.rpartition(".")
+        return f"{to_node[owner]}.{leaf}" if owner in to_node else key
+
+    state_dict = {rename(k): v for k, v in state_dict.items()}
     own = module.state_dict()
     missing = [k for k in own if k not in state_dict]
     if missing and strict:
         raise GenotypeError(f"the state dict lacks {len(missing)} key(s) of the compiled module "
                             f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
-                            "pass the state dict of the module the genotype was imported from")
+                            "pass the state dict of the module the genotype was imported from"
+                            + ("" if genotype is not None else " (and genotype= if it renamed "
+                               "module paths)"))
     for k, v in own.items():
         if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape):
             raise GenotypeError(f"weight {k!r} has shape {tuple(state_dict[k].shape)} in the "
                                 f"state dict but {tuple(v.shape)} in the compiled module")
     module.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=strict)
-    return [k for k in state_dict if k not in own]
+    return [paths.get(k.rpartition(".")[0], k.rpartition(".")[0]) + "." + k.rpartition(".")[2]
+            for k in state_dict if k not in own]
 
 
 def load_factory(spec: str):
@@ -275,6 +289,9 @@ def _fqn(fn: Any) -> str:
     return f"{mod}.{getattr(fn, '__qualname__', name)}" if mod else name
 
 
+_ID = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")  # a genotype node id
+
+
 class _Importer:
     def __init__(self, root, graph, input_shape: Shape, name: str):
         self.root = root
@@ -285,6 +302,7 @@ class _Importer:
         self.storage = itertools.count()
         self.env: dict[Any, Any] = {}
         self.calls: dict[str, int] = {}
+        self.renamed: dict[str, str] = {}
         self.reserved = {n for n, _ in root.named_modules() if n}
         self.node = None  # the fx node being mapped
         self.input_shape = input_shape
@@ -306,6 +324,7 @@ class _Importer:
             if n.op == "placeholder":
                 self.env[n] = self._add(self._fresh("input"), "input", [],
                                         shape=list(self.input_shape))
+                self.input_id = self.env[n].node
             elif n.op == "output":
                 return self._finish(n)
             elif n.op == "get_attr":
@@ -351,20 +370,22 @@ class _Importer:
         return inplace or bound.arguments.get("inplace") is True
 
     def _finish(self, n) -> Genotype:
-        out = n.args[0]
+        out = _substitute(n.args[0], self.env)
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
-        values = [self._tensor(self.env.get(o) if hasattr(o, "op") else o, "the output")
-                  for o in outs]
+        values = [self._tensor(o, "the output") for o in outs]
         names = [v.node for v in values]
-        if names[0] == "input":
+        if names[0] == self.input_id:
             self._fail("returns its input unchanged", "a genotype needs at least one op")
         keep = set(names)
         for o in names:
             keep |= nx.ancestors(self.graph, o)
         g = self.graph.subgraph([n for n in self.graph if n in keep]).copy()
         aux = tuple(dict.fromkeys(names[1:]))
-        genotype = Genotype(g, names[0], name=self.name, aux_outputs=aux, meta={
-            "imported_from": f"{type(self.root).__module__}.{type(self.root).__qualname__}"})
+        meta = {"imported_from": f"{type(self.root).__module__}.{type(self.root).__qualname__}"}
+        renamed = {k: v for k, v in self.renamed.items() if k in g}
+        if renamed:  # module paths that are not valid node ids: load_weights maps them
+            meta["module_paths"] = renamed
+        genotype = Genotype(g, names[0], name=self.name, aux_outputs=aux, meta=meta)
         if aux:
             genotype.classifiers = tuple(dict.fromkeys(
                 _classifier(genotype, o) for o in genotype.outputs))
@@ -402,7 +423,7 @@ class _Importer:
 
     def _fresh(self, base: str, *, exact: str | None = None) -> str:
         """A new node id: ``exact`` (a module path) if unused, else ``scope.base[_k]``."""
-        if exact is not None and exact not in self.graph:
+        if exact is not None and exact not in self.graph and _ID.match(exact):
             return exact
         stem = exact if exact is not None else ".".join(p for p in (self._scope(), base) if p)
         stem = re.sub(r"[^A-Za-z0-9_.]", "_", stem)
@@ -446,7 +467,9 @@ class _Importer:
         if isinstance(v, _Expanded):
             self._fail(f"{what} is an expand_as() result used outside a multiplication",
                        "multiply by the (C, 1, 1) gate directly (broadcasting)")
-        self._fail(f"{what} must be a tensor, got {v!r}", "")
+        kind = "a tuple" if isinstance(v, tuple) else type(v).__name__
+        self._fail(f"{what} must be a tensor (or a tuple of tensors for the output), got {kind}",
+                   "return tensors only")
         raise AssertionError  # pragma: no cover
 
     # ------------------------------------------------------------ dispatch
@@ -471,7 +494,10 @@ class _Importer:
             x = self._tensor(args[0] if args else kwargs.get("input"), "the module's input")
             if len(args) + len(kwargs) != 1:
                 raise _Fail("the module is called with more than one argument")
-            result = handler(self, m, x, self._fresh("", exact=n.target))
+            nid = self._fresh("", exact=n.target)
+            if has_state and nid != n.target:
+                self.renamed[nid] = n.target
+            result = handler(self, m, x, nid)
             return self._written(x, result, getattr(m, "inplace", False) is True)
         key = n.target if n.op == "call_function" else ("method", n.target)
         handler = _FUNCTIONS.get(key)
@@ -480,6 +506,8 @@ class _Importer:
                 raise _Fail("it has no op in the nas registry",
                             "use the registry's ops (conv, linear, bn, activations, pools, add, "
                             "mul, cat, flatten/view, channel shuffle, dropout)")
+            if n.op == "call_function" and isinstance(n.target, type) and issubclass(n.target, tuple):
+                return tuple(args) + tuple(kwargs.values())  # a namedtuple of outputs
             if n.op == "call_function" and not _has_tensor(args, kwargs):
                 return _python(n.target, args, kwargs, self)
             raise _Fail("it has no op in the nas registry",

@@ -494,3 +494,47 @@ def test_cli_bad_inputs_are_one_line_exit_2(argv, words, tmp_path, monkeypatch, 
     assert zoo_main(argv) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_namedtuple_outputs_become_aux_heads_and_odd_module_paths_are_renamed():
+    """torchvision's GoogLeNet returns a namedtuple with aux logits in training; RegNet names
+    blocks 'block1-0', which is no node id: the node is renamed and load_weights maps it."""
+    from collections import namedtuple
+
+    Out = namedtuple("Out", "logits aux")
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3, padding=1)
+            self.add_module("block-1", nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)))
+            self.aux = nn.Linear(8, 5)
+            self.fc = nn.Linear(8, 5)
+
+        def forward(self, x):
+            x = self.stem(x)
+            a = self.aux(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+            x = getattr(self, "block-1")(x)
+            y = self.fc(x.mean((2, 3)))
+            return Out(y, a) if self.training else y
+
+    torch.manual_seed(0)
+    model = Net()
+    _randomize_bn(model)
+    g = from_module(model, (3, 8, 8))
+    assert g.output == "fc" and g.aux_outputs == ("aux",) and g.classifiers == ("fc", "aux")
+    assert g.meta["module_paths"] == {"block_1.0": "block-1.0", "block_1.1": "block-1.1"}
+    assert count(g).params == sum(p.numel() for p in model.parameters())
+    net = nas.compile(g)
+    with pytest.raises(GenotypeError, match="genotype="):
+        load_weights(net, model.state_dict())
+    assert load_weights(net, model.state_dict(), genotype=g) == []
+    net.eval()
+    model.eval()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(net(x), model(x))
+    net.train()
+    model.train()
+    main, aux = net(x)
+    assert main.shape == aux.shape == (2, 5)
