@@ -30,7 +30,8 @@ from nas.errors import GenotypeError
 from nas.genotype import Genotype
 from nas.ops import OPS, OpError, Shape
 
-__all__ = ["from_module", "load_weights", "load_factory", "read_genotype", "input_shape_of"]
+__all__ = ["from_module", "load_weights", "load_factory", "read_genotype", "input_shape_of",
+           "architecture_hash"]
 
 
 class _Batch:
@@ -258,6 +259,38 @@ def read_genotype(path) -> Genotype:
         return Genotype.from_json(text).validate()
     except GenotypeError as e:
         raise GenotypeError(f"{p}: {e}") from None
+
+
+def architecture_hash(genotype: Genotype) -> str:
+    """The canonical hash of what ``genotype`` computes: implicit values spelled out (a conv's
+    default padding, a pool's stride = its kernel), identities skipped and an adaptive pool
+    to 1x1 written as 'gap', so a
+    genotype and its import back from the compiled module hash equal (the canonical hash
+    tells ``padding: null`` from ``padding: 1``)."""
+    from nas.ops import pair
+
+    data = genotype.to_dict()
+    alias: dict[str, str] = {}
+    keep = []
+    for nd in data["nodes"]:
+        nd["inputs"] = [alias.get(i, i) for i in nd["inputs"]]
+        if genotype.spec(nd["id"]).passthrough:
+            alias[nd["id"]] = nd["inputs"][0]
+            continue
+        a = genotype.resolved_attrs(nd["id"])
+        if nd["op"] == "conv" and a["padding"] is None:
+            (kh, kw), (dh, dw) = pair(a["kernel"]), pair(a["dilation"])
+            nd["attrs"]["padding"] = [dh * (kh - 1) // 2, dw * (kw - 1) // 2]
+        if "stride" in a and "kernel" in a and a["stride"] is None:
+            nd["attrs"]["stride"] = a["kernel"]
+        if nd["op"] == "adaptive_avgpool" and pair(a["output_size"]) == (1, 1):
+            nd["op"], nd["attrs"] = "gap", {}
+        keep.append(nd)
+    data["nodes"] = keep
+    data["output"] = alias.get(data["output"], data["output"])
+    data["aux_outputs"] = [alias.get(o, o) for o in data["aux_outputs"]]
+    data["classifiers"] = []
+    return Genotype.from_dict(data).canonical_hash()
 
 
 def input_shape_of(input_shape) -> Shape:
@@ -689,7 +722,7 @@ def _pool(imp: _Importer, op: str, x: _T, nid: str, kernel_size, stride, padding
 
 
 def _adaptive(imp: _Importer, x: _T, nid: str, output_size) -> _T:
-    if output_size == 1:
+    if output_size in (1, (1, 1), [1, 1]):  # global average pooling: the registry's gap
         return imp._add(nid, "gap", [x])
     if isinstance(output_size, (list, tuple)) and any(v is None for v in output_size):
         raise _Fail("an adaptive pool keeping an input size (None) has no registry equivalent",

@@ -16,8 +16,7 @@ import nas
 from nas.cost import count
 from nas.errors import GenotypeError
 from nas.genotype import Genotype
-from nas.importer import from_module, load_weights
-from nas.ops import pair
+from nas.importer import architecture_hash, from_module, load_weights
 from nas.zoo import ZOO
 from nas.zoo.__main__ import main as zoo_main
 
@@ -74,20 +73,25 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """torchvision's structure: inplace ReLU module reused, `+=`, torch.flatten."""
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = 10, widths=(16, 32), depths=(2, 2)):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 16, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
+        self.conv1 = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = nn.Sequential(BasicBlock(16, 16), BasicBlock(16, 16))
-        self.layer2 = nn.Sequential(BasicBlock(16, 32, 2), BasicBlock(32, 32))
+        c = widths[0]
+        for i, (w, d) in enumerate(zip(widths, depths)):
+            blocks = [BasicBlock(c if j == 0 else w, w, 2 if i and j == 0 else 1) for j in range(d)]
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+            c = w
+        self.stages = len(widths)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(32, num_classes)
+        self.fc = nn.Linear(c, num_classes)
 
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer2(self.layer1(x))
+        for i in range(self.stages):
+            x = getattr(self, f"layer{i + 1}")(x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
         return self.fc(x)
@@ -387,32 +391,6 @@ def test_other_refusals():
 
 
 # ------------------------------------------------------------------ zoo round trip
-def _semantic(g: Genotype) -> str:
-    """The canonical hash after spelling out what the compiler makes of implicit values (a
-    conv's default padding, a pool's stride = kernel) and skipping identities (the compiled
-    module has no code for them): equal for genotypes that compile to the same module."""
-    data = g.to_dict()
-    alias = {}
-    keep = []
-    for nd in data["nodes"]:
-        nd["inputs"] = [alias.get(i, i) for i in nd["inputs"]]
-        if nd["op"] == "identity":
-            alias[nd["id"]] = nd["inputs"][0]
-            continue
-        a = g.resolved_attrs(nd["id"])
-        if nd["op"] == "conv" and a["padding"] is None:
-            k, d = pair(a["kernel"]), pair(a["dilation"])
-            nd["attrs"]["padding"] = [di * (ki - 1) // 2 for ki, di in zip(k, d)]
-        if nd["op"] in ("maxpool", "avgpool") and a["stride"] is None:
-            nd["attrs"]["stride"] = a["kernel"]
-        keep.append(nd)
-    data["nodes"] = keep
-    data["output"] = alias.get(data["output"], data["output"])
-    data["aux_outputs"] = [alias.get(o, o) for o in data["aux_outputs"]]
-    data["classifiers"] = []
-    return Genotype.from_dict(data).canonical_hash()
-
-
 FAST_ROUND_TRIP = ["lenet5", "resnet18_v1", "mobilenet_v2_x0_5", "shufflenet_v1_g3",
                    "shufflenet_v2_x0_5", "regnety_200mf", "squeezenet1_1", "googlenet"]
 
@@ -428,7 +406,7 @@ def test_zoo_round_trip_same_graph_counts_and_outputs(name):
     torch.manual_seed(0)
     net = nas.compile(g)
     back = from_module(net, g.input_shape)
-    assert back.canonical_hash() == g.canonical_hash() or _semantic(back) == _semantic(g)
+    assert back.canonical_hash() == g.canonical_hash() or architecture_hash(back) == architecture_hash(g)
     assert count(back) == count(g)
     assert set(nas.compile(back).state_dict()) == set(net.state_dict())
     again = nas.compile(back)
@@ -451,7 +429,7 @@ def test_zoo_round_trip_keeps_the_exact_hash_where_attributes_are_spelled_alike(
             continue
         with torch.device("meta"):
             back = from_module(nas.compile(g), g.input_shape)
-        assert _semantic(back) == _semantic(g), name
+        assert architecture_hash(back) == architecture_hash(g), name
         exact += back.canonical_hash() == g.canonical_hash()
     assert exact >= 60
 
@@ -538,3 +516,31 @@ def test_namedtuple_outputs_become_aux_heads_and_odd_module_paths_are_renamed():
     model.train()
     main, aux = net(x)
     assert main.shape == aux.shape == (2, 5)
+
+
+# ------------------------------------------------------------------ seeds of a space
+def test_an_imported_network_is_a_checked_seed_of_a_space(tmp_path):
+    """A ResNet-18 written like torchvision's, imported, names its space point: the loader
+    checks that the params build exactly that network."""
+    import yaml
+
+    from nas.spaces.loader import SPACES_DIR, load_space
+    from nas.spaces.params import SpaceError
+
+    model = ResNet(1000, widths=(64, 128, 256, 512), depths=(2, 2, 2, 2))
+    (tmp_path / "mine.json").write_text(from_module(model, (3, 224, 224)).to_json())
+    data = yaml.safe_load((SPACES_DIR / "resnet_like.yaml").read_text())
+    point = next(s["params"] for s in data["seeds"] if s["name"] == "resnet18")
+    data["seeds"] = [{"name": "mine", "genotype": "mine.json", "params": point}]
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(data))
+    space = load_space(tmp_path / "space.yaml")
+    (seed,) = space.seeds()
+    assert seed.name == "mine" and seed.cost.params == sum(p.numel() for p in model.parameters())
+    data["seeds"][0]["params"] = {**point, "depth4": 3}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(SpaceError, match="seeds.mine.genotype.*params build another architecture"):
+        load_space(tmp_path / "space.yaml")
+    data["seeds"][0]["genotype"] = "missing.json"
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(SpaceError, match="cannot read genotype file"):
+        load_space(tmp_path / "space.yaml")

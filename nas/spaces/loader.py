@@ -295,14 +295,45 @@ def _parse_seeds(seeds: Any, space: SearchSpace, fail) -> list[dict]:
     for i, s in enumerate(seeds):
         if not isinstance(s, dict) or not isinstance(s.get("name"), str) or not isinstance(s.get("params"), dict):
             raise fail(f"seeds[{i}]", "must be a mapping with name: str and params: {...}")
-        extra = sorted(set(s) - {"name", "params", "zoo"})
+        extra = sorted(set(s) - {"name", "params", "zoo", "genotype"})
         if extra:
-            raise fail(f"seeds.{s['name']}.{extra[0]}", "unknown key; allowed: name, params, zoo")
+            raise fail(f"seeds.{s['name']}.{extra[0]}",
+                       "unknown key; allowed: name, params, zoo, genotype")
         where = f"{space.path or '<space>'}: seeds.{s['name']}.params"
         params = space.check(s["params"], where)
         try:
             space.cost(params)
         except GenotypeError as e:
             raise fail(f"seeds.{s['name']}", f"does not build: {e}") from None
-        out.append({"name": s["name"], "params": params, **({"zoo": s["zoo"]} if s.get("zoo") else {})})
+        if "genotype" in s:
+            _check_genotype_seed(s, space, params, fail)
+        out.append({"name": s["name"], "params": params, **({"zoo": s["zoo"]} if s.get("zoo") else {}),
+                    **({"genotype": s["genotype"]} if "genotype" in s else {})})
     return out
+
+
+def _check_genotype_seed(seed: dict, space: SearchSpace, params: dict, fail) -> None:
+    """``genotype: FILE`` (a genotype JSON, e.g. written by ``python -m nas.zoo import``): the
+    seed's params must build that architecture exactly (relative paths: from the space file)."""
+    from nas.importer import architecture_hash, read_genotype
+
+    key = f"seeds.{seed['name']}.genotype"
+    if not isinstance(seed["genotype"], str) or not seed["genotype"]:
+        raise fail(key, "must be the path of a genotype JSON file")
+    path = Path(seed["genotype"])
+    if not path.is_absolute() and space.path is not None:
+        path = Path(space.path).parent / path
+    try:
+        wanted = read_genotype(path)
+    except GenotypeError as e:
+        raise fail(key, str(e)) from None
+    built = space.build(params)
+    if wanted.input_shape != built.input_shape:
+        raise fail(key, f"{path} takes input {list(wanted.input_shape)} but the space targets "
+                        f"{list(built.input_shape)}; import it with --input-shape "
+                        f"{','.join(map(str, built.input_shape))}")
+    if architecture_hash(wanted) != architecture_hash(built):
+        from nas.cost import count
+
+        raise fail(key, f"params build another architecture than {path} ({count(built)} vs "
+                        f"{count(wanted)}); give the params of the point that is this network")
