@@ -98,8 +98,9 @@ def _check_events(events, path: Path) -> None:
 
 
 def _check_expansion(root, path: Path) -> None:
-    """Refuse a document whose aliases expand to more than MAX_NODES nodes, or that refers to
-    itself (a recursive anchor); counted on the composed graph, where aliases are shared."""
+    """Refuse a document whose aliases expand to more than MAX_NODES nodes, that refers to
+    itself (a recursive anchor) or that repeats a key in a mapping (YAML keeps the last one
+    silently); counted on the composed graph, where aliases are shared."""
     import yaml
 
     if root is None:
@@ -123,6 +124,15 @@ def _check_expansion(root, path: Path) -> None:
         if key in open_:
             raise SpaceError(f"{path}: a YAML anchor refers to itself (recursive alias, line "
                              f"{node.start_mark.line + 1}); write the values out instead")
+        if isinstance(node, yaml.MappingNode):
+            seen: set = set()
+            for k, _ in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    if k.value in seen:
+                        raise SpaceError(f"{path}: key {k.value!r} appears twice in one mapping "
+                                         f"(line {k.start_mark.line + 1}); YAML would keep only "
+                                         "the last one, so remove one")
+                    seen.add(k.value)
         open_.add(key)
         stack.append((node, True))
         stack.extend((c, False) for c in _children(node, yaml) if id(c) not in size)
@@ -176,8 +186,8 @@ def space_from_dict(data: Any, path: Path | None = None) -> SearchSpace:
     if not isinstance(fixed, dict):
         raise fail("fixed", "must map builder arguments to constant values")
     _check_signature(fn, builder_name, params, fixed, fail)
-    check_conditions(params, where)
     _check_domains(builder_name, params, fixed, fail)
+    check_conditions(params, where)
     stages, shrink = _parse_sampling(data.get("sampling", {}), params, fail)
     space = SearchSpace(name, path, builder_name, params, input_shape=input_shape,
                         num_classes=num_classes, fixed=fixed, stages=stages, shrink=shrink,
