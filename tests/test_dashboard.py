@@ -195,8 +195,8 @@ def test_parameter_effects_rank_the_parameter_that_matters_first():
     trials.append({"state": "FAIL", "accuracy": None, "params": {"depth": 9, "noise": "a"}})
     effects = C.parameter_effects(trials)
     assert [e["name"] for e in effects] == ["depth", "noise"]
-    assert effects[0]["eta2"] == pytest.approx(1.0)
-    assert effects[1]["eta2"] < 0.3
+    assert effects[0]["effect"] == pytest.approx(1.0) and not effects[0]["includes_zero"]
+    assert effects[1]["includes_zero"]
     assert [lv["value"] for lv in effects[0]["levels"]] == [1, 2, 3]
     assert [lv["mean"] for lv in effects[0]["levels"]] == pytest.approx([0.1, 0.2, 0.3])
     assert 9 not in effects[0]["values"]                          # failed trials excluded
@@ -210,8 +210,20 @@ def test_arch_summary_reads_stages_groups_and_se():
     assert [(st["name"], st["depth"], st["width"]) for st in s["stages"]] == \
         [("layer1", 2, 64), ("layer2", 1, 128), ("layer3", 3, 256)]
     assert s["groups"] == [4] and s["se"] is True and s["params"] == {"d": 6}
+    # layer1's 3x3 convs have 4 channels in 4 groups: depthwise; the wider ones are grouped
+    assert s["depthwise"] == 2 and C.conv_text(s) == "depthwise (2 convs), grouped (groups 4)"
     plain = C.arch_summary(small_resnet([1, 1]).to_json())
     assert plain["groups"] == [] and plain["se"] is False
+    assert C.conv_text(plain) == "dense (groups 1)"
+
+
+def test_arch_summary_counts_depthwise_convs_of_a_mobilenet():
+    from nas.zoo import build
+    g = build("mobilenet_v2")
+    s = C.arch_summary(g.to_json())
+    depthwise = sum(1 for n in g.graph if g.op(n) == "conv" and g.resolved_attrs(n)["groups"] > 1)
+    assert depthwise == 17 and s["depthwise"] == 17 and s["groups"] == []
+    assert C.conv_text(s) == "depthwise (17 convs)"
 
 
 def test_arch_summary_reports_bad_genotype_instead_of_raising():

@@ -41,7 +41,9 @@ def load(storage_url: str, studies: Sequence[str] | None = None) -> list[tuple[d
                 raise DashboardError(f"unknown study {name!r} in {_display_url(url)!r}; "
                                      + (f"did you mean {', '.join(near)}? " if near else "")
                                      + f"known: {', '.join(sorted(known))}")
-        data = [(known[n], store.trials(n)) for n in wanted]
+        from nas import baselines
+        data = [({**known[n], "baselines": baselines.read(store, n)}, store.trials(n))
+                for n in wanted]
         store.close()
         return data
     except NasError as e:
