@@ -89,8 +89,21 @@ class _Fail(Exception):
 def _tracer_class():
     from torch import fx, nn
 
+    class Proxy(fx.Proxy):
+        """Records ``x += y`` and ``x *= y`` as in-place calls (fx's Proxy turns them into
+        ``x = x + y``, which differs from eager code when another name holds ``x``)."""
+
+        def __iadd__(self, other):
+            return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
+
+        def __imul__(self, other):
+            return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
+
     class Tracer(fx.Tracer):
         """Leaves: the torch.nn modules (mapped or reported by name); the rest is traced."""
+
+        def proxy(self, node):
+            return Proxy(node, self)
 
         def __init__(self, stacks: bool):
             super().__init__()
@@ -159,6 +172,7 @@ def from_module(model, input_shape, name: str | None = None) -> Genotype:
     root.train()
     try:
         graph = _trace(root)
+        _check_dropout(root, graph)
         try:
             return _Importer(root, graph, shape, name or type(model).__name__).run()
         except GenotypeError:  # again with source lines, for the message
@@ -167,6 +181,33 @@ def from_module(model, input_shape, name: str | None = None) -> Genotype:
     finally:
         for m, mode in modes.items():
             m.train(mode)
+
+
+def _check_dropout(root, graph) -> None:
+    """``F.dropout(x, p)`` (training=True by default) drops at inference too, which the
+    registry's dropout does not: found by tracing again in eval mode (only when the graph
+    calls F.dropout)."""
+    import torch.nn.functional as F
+
+    if not any(n.op == "call_function" and n.target is F.dropout for n in graph.nodes):
+        return
+    root.eval()
+    try:
+        again = _trace(root, stacks=True)
+    finally:
+        root.train()
+    for n in again.nodes:
+        if n.op == "call_function" and n.target is F.dropout:
+            training = n.kwargs.get("training", n.args[2] if len(n.args) > 2 else True)
+            if training is True:
+                stack = list((n.meta.get("nn_module_stack") or {}).values())
+                where = f"module {stack[-1][0]!r}" if stack else f"the top module ({type(root).__name__})"
+                line = _stack_line(n.meta.get("stack_trace") or n.stack_trace or "")
+                raise GenotypeError(
+                    f"cannot import {where}, call torch.nn.functional.dropout()"
+                    + (f" at {line}" if line else "") + ": it drops in eval mode too "
+                    "(training=True), which the registry's dropout (active in training only) "
+                    "does not; pass training=self.training or use nn.Dropout")
 
 
 def load_weights(module, state_dict: dict, *, genotype: Genotype | None = None,
@@ -959,9 +1000,9 @@ def _function_table() -> dict:
     def _cat(imp, tensors, dim=0):
         ts = [imp._tensor(t, "an input of cat") for t in tensors]
         ndim = len(imp.shape(ts[0])) + 1
-        if dim % ndim != 1 or len(imp.shape(ts[0])) != 3:
+        if dim % ndim != 1:
             raise _Fail(f"cat along dim {dim} has no registry op (the registry's concat joins "
-                        "channels of (C, H, W) maps)", "concatenate along dim=1")
+                        "channels or features, dim 1)", "concatenate along dim=1")
         return imp._op("concat", ts, base="cat")
 
     # -------- activations

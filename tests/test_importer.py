@@ -544,3 +544,100 @@ def test_an_imported_network_is_a_checked_seed_of_a_space(tmp_path):
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(SpaceError, match="cannot read genotype file"):
         load_space(tmp_path / "space.yaml")
+
+
+class KitchenSink(nn.Module):
+    """The remaining spellings: in-place functional and method forms, torch.add, chunk, split,
+    narrow, nn.ChannelShuffle, hardtanh(0, 6), expand_as, reshape forms, nn.Identity."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.left = nn.Conv2d(4, 4, 3, padding=1)
+        self.right = nn.Conv2d(4, 4, (1, 3), padding=(0, 1), bias=False)
+        self.shuffle = nn.ChannelShuffle(2)
+        self.skip = nn.Identity()
+        self.gate = nn.Conv2d(8, 8, 1)
+        self.pool = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False, ceil_mode=True)
+        self.fc = nn.Linear(8 * 5 * 5 + 8, 6)
+
+    def forward(self, x):
+        x = self.conv(x)
+        x = F.relu(x, inplace=True)
+        a, b = x.chunk(2, dim=1)
+        a = self.left(a).relu_()
+        b = torch.relu_(self.right(b))
+        y = self.shuffle(torch.cat((a, b), 1))
+        y = torch.add(y, self.skip(x))
+        p, q = torch.split(y, 4, dim=1)
+        y = torch.cat([q, p.narrow(1, 0, 4)], dim=1)
+        g = torch.sigmoid(self.gate(F.adaptive_avg_pool2d(y, (1, 1))))
+        y = y * g.expand_as(y)
+        y = F.hardtanh(y, 0.0, 6.0)
+        y = self.pool(y)
+        flat = y.reshape(y.shape[0], -1)
+        pooled = torch.mean(y, dim=[-1, -2])
+        return self.fc(torch.cat([flat, pooled.flatten(1)], 1))
+
+
+def test_kitchen_sink_of_spellings():
+    torch.manual_seed(0)
+    model = KitchenSink().eval()
+    shape = (3, 16, 16)
+    g = from_module(model, shape)
+    ops = sorted(g.op(n) for n in g)
+    for op in ("channel_split", "channel_shuffle", "relu6", "mul", "add", "gap", "avgpool"):
+        assert op in ops, op
+    assert ops.count("channel_split") == 5 and ops.count("identity") == 1
+    pool = next(n for n in g if g.op(n) == "avgpool")
+    assert g.attrs(pool) == {"kernel": 3, "stride": 2, "padding": 1, "ceil_mode": True,
+                             "count_include_pad": False}
+    assert g.attrs("right") == {"out_channels": 4, "kernel": [1, 3]}
+    assert count(g).params == sum(p.numel() for p in model.parameters())
+    assert count(g).macs == _flop_macs(model, shape)
+    net = nas.compile(g)
+    net.load_state_dict(model.state_dict())
+    net.eval()
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        assert torch.allclose(net(x), model(x), rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_that_also_drops_at_inference_is_refused():
+    class AlwaysDrop(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(12, 4)
+
+        def forward(self, x):
+            return self.fc(F.dropout(torch.flatten(x, 1), 0.5))  # training=True by default
+
+    msg = _message(AlwaysDrop(), (3, 2, 2))
+    assert "drops in eval mode too" in msg and "training=self.training" in msg
+
+
+def test_augmented_assignment_writes_in_place_like_eager_pytorch():
+    """`x += y` writes into x: another name for the same tensor sees the sum (fx alone would
+    rebind x to a new tensor and leave the other name on the old values)."""
+
+    class Alias(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 3, 3, padding=1)
+            self.conv2 = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            y = self.conv1(x)
+            kept = y
+            y += x
+            y *= x
+            return torch.flatten(kept + self.conv2(y), 1)
+
+    torch.manual_seed(0)
+    model = Alias().eval()
+    g = from_module(model, (3, 8, 8))
+    net = nas.compile(g)
+    net.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(net.eval()(x), model(x))
