@@ -128,12 +128,33 @@ def _user_frame(tb) -> str:
     return f"{f.filename}:{f.lineno}: {(f.line or '').strip()}"
 
 
+def _defaults(model) -> dict | None:
+    """forward's arguments after the input that have defaults: fixed at their defaults (a
+    genotype has one input); one without a default is refused."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    fixed = {}
+    for p in params[1:]:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is p.empty:
+            raise GenotypeError(f"cannot import the top module ({type(model).__name__}): forward "
+                                f"takes a second argument {p.name!r} without a default; a genotype "
+                                "has one input (wrap the module so forward(x) takes one tensor)")
+        fixed[p.name] = p.default
+    return fixed or None
+
+
 def _trace(model, stacks: bool = False):
     from torch import fx
 
     tracer = _tracer_class()(stacks)
     try:
-        graph = tracer.trace(model)
+        graph = tracer.trace(model, concrete_args=_defaults(model))
     except Exception as e:  # noqa: BLE001 - every tracing failure becomes one clear error
         stack = list(tracer.module_stack.values())
         where = (f"module {stack[-1][0]!r} ({stack[-1][1].__name__})" if stack
@@ -385,6 +406,8 @@ class _Importer:
     def run(self) -> Genotype:
         nodes = list(self.fx.nodes)
         placeholders = [n for n in nodes if n.op == "placeholder"]
+        fixed = set(placeholders[1:]) if _defaults(self.root) else set()  # options at defaults
+        placeholders = [n for n in placeholders if n not in fixed]
         if len(placeholders) != 1:
             raise GenotypeError(f"cannot import {self.name}: forward takes {len(placeholders)} "
                                 "tensor arguments; a genotype has one input (wrap the module so "
@@ -395,6 +418,8 @@ class _Importer:
             if n not in live:
                 continue
             self.node = n
+            if n in fixed:
+                continue
             if n.op == "placeholder":
                 self.env[n] = self._add(self._fresh("input"), "input", [],
                                         shape=list(self.input_shape))
@@ -840,6 +865,12 @@ def _module_table() -> dict:
     def identity(imp, m, x, nid):
         return imp._add(nid, "identity", [x], storage=x.storage)
 
+    def hardtanh(imp, m, x, nid):
+        if (m.min_val, m.max_val) != (0, 6):
+            raise _Fail(f"Hardtanh({m.min_val}, {m.max_val}) has no registry op (relu6 is "
+                        "Hardtanh(0, 6))", "use nn.ReLU6")
+        return imp._add(nid, "relu6", [x])
+
     def shuffle(imp, m, x, nid):
         return imp._add(nid, "channel_shuffle", [x], groups=int(m.groups))
 
@@ -853,7 +884,7 @@ def _module_table() -> dict:
              nn.LeakyReLU: act("leaky_relu", negative_slope="negative_slope"),
              nn.Sigmoid: act("sigmoid"), nn.Hardsigmoid: act("hsigmoid"),
              nn.Hardswish: act("hswish"), nn.SiLU: act("silu"), nn.GELU: act("gelu"),
-             nn.Tanh: act("tanh"), nn.MaxPool2d: maxpool, nn.AvgPool2d: avgpool,
+             nn.Tanh: act("tanh"), nn.Hardtanh: hardtanh, nn.MaxPool2d: maxpool, nn.AvgPool2d: avgpool,
              nn.AdaptiveAvgPool2d: adaptive, nn.Flatten: flatten, nn.Dropout: dropout,
              nn.Identity: identity, nn.ChannelShuffle: shuffle, nn.LocalResponseNorm: lrn}
     return table

@@ -641,3 +641,24 @@ def test_augmented_assignment_writes_in_place_like_eager_pytorch():
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         assert torch.equal(net.eval()(x), model(x))
+
+
+def test_forward_options_with_defaults_are_fixed_and_required_ones_refused():
+    class WithFlag(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.act = nn.Hardtanh(0.0, 6.0)
+
+        def forward(self, x, features_only: bool = False):
+            x = self.act(self.conv(x))
+            return x if features_only else torch.flatten(x, 1)
+
+    g = from_module(WithFlag(), (3, 8, 8))
+    assert [g.op(n) for n in g.topological_order()] == ["input", "conv", "relu6", "flatten"]
+
+    class TwoInputs(nn.Module):
+        def forward(self, x, y):
+            return x + y
+
+    assert "second argument 'y' without a default" in _message(TwoInputs())
