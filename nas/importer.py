@@ -16,6 +16,7 @@ do not write into a tensor that is used) are left out, as they cannot change the
 """
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 import operator
@@ -131,8 +132,6 @@ def _user_frame(tb) -> str:
 def _defaults(model) -> dict | None:
     """forward's arguments after the input that have defaults: fixed at their defaults (a
     genotype has one input); one without a default is refused."""
-    import inspect
-
     try:
         params = list(inspect.signature(model.forward).parameters.values())
     except (TypeError, ValueError):
@@ -698,8 +697,12 @@ def _python(fn, args, kwargs, imp: _Importer):
 
 
 def _classifier(g: Genotype, out: str) -> str:
+    """The node that sets the width of output ``out`` (its classifier)."""
     n = out
     while g.spec(n).width_attr is None:
+        if not g.inputs(n) or g.op(g.inputs(n)[0]) == "input":
+            raise GenotypeError(f"output {out!r} has no conv or linear layer setting its width; "
+                                "each output of a genotype is a classifier")
         n = g.inputs(n)[0]
     return n
 
@@ -756,13 +759,9 @@ def _conv(imp: _Importer, x: _T, nid: str, *, out_channels, kernel, stride, padd
     return imp._add(nid, "conv", [x], **attrs)
 
 
-def _float(v) -> float:
-    return float(v)
-
-
 def _activation_attrs(op: str, **given) -> dict:
     spec = OPS.get(op)
-    return {k: _float(v) for k, v in given.items() if spec.schema[k].default != v}
+    return {k: float(v) for k, v in given.items() if spec.schema[k].default != v}
 
 
 def _pool(imp: _Importer, op: str, x: _T, nid: str, kernel_size, stride, padding, ceil_mode,
@@ -985,12 +984,6 @@ def _binary(imp: _Importer, op: str, a, b, what: str, alpha=1):
     return imp._op(op, [a, b])
 
 
-def _signature(fn):
-    import inspect
-
-    return inspect.signature(fn)
-
-
 def _function_table() -> dict:
     import torch
     import torch.nn.functional as F
@@ -999,7 +992,7 @@ def _function_table() -> dict:
 
     def reg(keys, inplace=False):
         def deco(fn):
-            sig = _signature(fn)
+            sig = inspect.signature(fn)
             params = list(sig.parameters.values())[1:]
             sig = sig.replace(parameters=params)
             for k in keys:
