@@ -59,7 +59,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def guarded(main: Callable[..., int]) -> Callable[..., int]:
     """Decorate ``main(argv=None) -> int``: NasError -> one line + 2; argparse's SystemExit
-    (``--help``: 0, usage error: 2, its line already printed) -> the return value."""
+    (``--help``: 0, usage error: 2, its line already printed) -> the return value; Ctrl-C ->
+    'interrupted' + 130; a closed stdout pipe (``| head``) -> 0, without a traceback."""
 
     @functools.wraps(main)
     def run(argv: Sequence[str] | None = None, *args, **kwargs) -> int:
@@ -69,8 +70,25 @@ def guarded(main: Callable[..., int]) -> Callable[..., int]:
             return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
         except NasError as e:
             return fail(e)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # the reader (e.g. `head`) stopped early: not an error
+            _silence_stdout()
+            return 0
 
     return run
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 # ---------------------------------------------------------------- type= validators

@@ -130,6 +130,12 @@ SPACE_FILES = {  # name -> (file content (str or bytes), words the one line must
     "unknown builder": (_resnet("builder: resnet_like", "builder: resnet_lik"), "unknown space builder"),
     "negative input shape": (_resnet("input_shape: [3, 224, 224]", "input_shape: [3, -224, 224]"),
                              "positive ints"),
+    "seed genotype /dev/zero": (TINY + "seeds:\n  - {name: z, genotype: /dev/zero, params: {block: basic, "
+                                "depth1: 1, depth2: 1, depth3: 1, depth4: 1, width1: 32, width2: 64, "
+                                "width3: 128, width4: 256}}\n", "/dev/zero is not a file"),
+    "seed genotype not JSON": (TINY + "seeds:\n  - {name: z, genotype: " + str(ROOT / "README.md") + ", params: "
+                               "{block: basic, depth1: 1, depth2: 1, depth3: 1, depth4: 1, width1: 32, "
+                               "width2: 64, width3: 128, width4: 256}}\n", "not valid JSON"),
     "unknown parameter type": (_resnet(DEPTH1, "depth1: {type: integer, low: 1, high: 6}"),
                                "unknown parameter type"),
 }
@@ -341,3 +347,45 @@ def test_onnx_export_prints_no_warning(db, tmp_path):
                        text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert r.stdout.split() == [str(tmp_path / "best.json"), str(tmp_path / "best.onnx")]
+
+
+# ---------------------------------------------------------------- nas.cli itself
+def test_guarded_main_turns_errors_ctrl_c_and_usage_into_statuses(capsys):
+    from nas import cli
+    from nas.errors import NasError
+
+    @cli.guarded
+    def main(argv=None):
+        p = cli.ArgumentParser(prog="prog")
+        p.add_argument("--n", type=cli.positive_int, required=True)
+        n = p.parse_args(argv).n
+        if n == 1:
+            raise NasError("first line\nsecond line")
+        raise KeyboardInterrupt
+
+    assert main(["--n", "1"]) == 2
+    assert capsys.readouterr().err == "error: first line second line\n"
+    assert main(["--n", "2"]) == 130 and capsys.readouterr().err == "interrupted\n"
+    assert main(["--n", "0"]) == 2
+    assert capsys.readouterr().err == "prog: error: argument --n: must be an integer >= 1, got '0' (see --help)\n"
+    assert main(["--help"]) == 0 and capsys.readouterr().out.startswith("usage: prog")
+
+
+@pytest.mark.parametrize("check, good, bad", [
+    ("seed", {"0": 0, "4294967295": 2**32 - 1, "1_000": 1000}, ["-1", "4294967296", "1e3", "x"]),
+    ("positive_float", {"0.05": 0.05, "1e-3": 0.001}, ["0", "-1", "nan", "inf", "-inf", "1e309", ""]),
+    ("resolution", {"4": 4, "512": 512}, ["3", "513", "100000", "28.5"]),
+    ("duration", {"90": 90.0, "10m": 600.0, "1.5h": 5400.0}, ["0", "-5", "1e400", "10 parsecs", "9" * 400]),
+    ("image_limit", {"0": 0, "2": 2}, ["1", "-1"]),
+    ("count", {"1": 1, "1024": 1024}, ["0", "1025"]),
+])
+def test_validators(check, good, bad):
+    import argparse
+
+    from nas import cli
+
+    fn = getattr(cli, check)
+    assert {text: fn(text) for text in good} == good
+    for text in bad:
+        with pytest.raises(argparse.ArgumentTypeError):
+            fn(text)

@@ -33,6 +33,8 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     return space_from_dict(read_yaml(path), path)
 
 
+#: Largest genotype JSON a seed may name (the largest zoo nets take well under 1 MB).
+MAX_GENOTYPE_BYTES = 64 << 20
 #: Largest space file read (shipped ones are 2-5 KB).
 MAX_FILE_BYTES = 1 << 20
 #: Deepest nesting of YAML collections (a space file needs 4: parameters.x.when.y).
@@ -333,6 +335,11 @@ def _check_genotype_seed(seed: dict, space: SearchSpace, params: dict, fail) -> 
     path = Path(seed["genotype"])
     if not path.is_absolute() and space.path is not None:
         path = Path(space.path).parent / path
+    if not path.is_file():   # not a FIFO or a device such as /dev/zero: those never end
+        raise fail(key, f"{path} is not a file; give the path of a genotype JSON file")
+    if path.stat().st_size > MAX_GENOTYPE_BYTES:
+        raise fail(key, f"{path} is larger than {MAX_GENOTYPE_BYTES >> 20} MB; a genotype JSON "
+                        "is at most a few MB")
     try:
         wanted = read_genotype(path)
     except GenotypeError as e:
