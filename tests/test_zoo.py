@@ -261,7 +261,9 @@ def test_cli_show_prints_stages_with_receptive_field(capsys):
     assert "2048x7x7" in out and " 427 " in out
     assert main(["show", "mobilenet_v2", "--layers"]) == 0
     out = capsys.readouterr().out
-    assert "features.1.dw.conv" in out and "groups=32" in out
+    assert "features.1.dw.conv" in out and "groups=32 (depthwise)" in out
+    assert main(["show", "resnext50_32x4d", "--layers"]) == 0
+    assert "groups=32 (grouped)" in capsys.readouterr().out
 
 
 def test_cli_show_json_round_trips(capsys):

@@ -76,6 +76,10 @@ def layers(genotype: Genotype) -> list[Row]:
             continue
         detail = genotype.op(n) + "".join(
             f" {k}={v}" for k, v in genotype.attrs(n).items() if k in ("kernel", "stride", "groups"))
+        groups = attrs.get("groups")
+        if isinstance(groups, int) and groups > 1 and genotype.inputs(n):
+            # groups = input channels: one filter per channel; fewer: grouped (ResNeXt)
+            detail += " (depthwise)" if groups >= shapes[genotype.inputs(n)[0]][0] else " (grouped)"
         spatial = len(shapes[n]) == 3
         rows.append(Row(n, detail, shapes[n], *costs[n],
                         fields[n].size if spatial else None, fields[n].jump if spatial else None))
