@@ -76,3 +76,48 @@ def test_missing_database_is_not_created(tmp_path, capsys):
 def test_best_needs_a_completed_trial():
     with pytest.raises(ValueError, match="no completed trial"):
         best_trial([{"number": 0, "state": "FAIL", "accuracy": None, "genotype": "{}"}])
+
+
+def test_best_picks_the_only_study_and_lists_several(db, tmp_path, capsys):
+    out = tmp_path / "only.json"
+    assert main(["--storage", str(db), "--best", "--out", str(out)]) == 0
+    assert Genotype.from_json(out.read_text()) == _net(8)
+    capsys.readouterr()
+    store = TrialStore(db)
+    store.open_study("other", space="tiny", budget_macs=None, params_budget=None,
+                     objectives=["accuracy"], config={})
+    store.close()
+    assert main(["--storage", str(db), "--best"]) == 2
+    err = capsys.readouterr().err
+    assert "holds 2 studies; pass --study with one of: s, other" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_onnx_says_untrained_unless_weights_are_given(db, tmp_path, capsys):
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from nas.compiler import compile as compile_genotype
+
+    out = tmp_path / "t1.json"
+    assert main(["--storage", str(db), "--study", "s", "--trial", "1", "--out", str(out), "--onnx"]) == 0
+    assert "UNTRAINED weights" in capsys.readouterr().err
+    model = compile_genotype(_net(8))
+    state = model.state_dict()
+    bias = next(k for k in state if k.endswith("bias") and state[k].numel() == 10)
+    state[bias] = torch.arange(10, dtype=torch.float32) * 0.5
+    torch.save(state, tmp_path / "w.pt")
+    trained = tmp_path / "trained.json"
+    assert main(["--storage", str(db), "--study", "s", "--trial", "1", "--out", str(trained),
+                 "--onnx", "--weights", str(tmp_path / "w.pt")]) == 0
+    assert "UNTRAINED" not in capsys.readouterr().err
+    inits = [numpy_helper.to_array(t) for t in onnx.load(str(trained.with_suffix(".onnx"))).graph.initializer]
+    assert any(a.shape == (10,) and a.tolist() == [0.5 * i for i in range(10)] for a in inits)
+    assert main(["--storage", str(db), "--study", "s", "--trial", "1", "--weights", "w.pt"]) == 2
+    assert "add --onnx" in capsys.readouterr().err
+    (tmp_path / "bad.pt").write_bytes(b"not a state dict")
+    assert main(["--storage", str(db), "--study", "s", "--trial", "1", "--out", str(trained),
+                 "--onnx", "--weights", str(tmp_path / "bad.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot load --weights" in err and len(err.strip().splitlines()) == 1
