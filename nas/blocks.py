@@ -4,6 +4,11 @@ Every helper takes a :class:`~nas.builder.GraphBuilder` ``b`` and an input node 
 adds its nodes in the builder's current scope and returns its output node. Names follow
 torchvision where it has the block (``conv1``, ``bn1``, ``downsample.0``), so state dicts
 read the same.
+
+Initialisation is declared here too, as data: the last BN of every residual branch carries
+``zero_init=True`` (its scale starts at 0, so each block starts as the identity; torchvision's
+``zero_init_residual``, timm's ``zero_init_last``, Goyal et al. 2017). The op registry turns
+that attribute into the init; the compiler knows no op names.
 """
 from __future__ import annotations
 
@@ -31,11 +36,17 @@ def dwconv(b: GraphBuilder, x: str, kernel: int = 3, stride: int = 1, *, dilatio
 
 def conv_bn_act(b: GraphBuilder, x: str, out: int, kernel: int, stride: int = 1, *,
                 groups: int = 1, dilation: int = 1, padding=None, act: str | None = "relu",
-                suffix: str = "", bn_eps: float | None = None) -> str:
-    """conv -> bn -> activation, named ``conv{suffix}``, ``bn{suffix}``, ``{act}{suffix}``."""
+                suffix: str = "", bn_eps: float | None = None, zero_init: bool = False) -> str:
+    """conv -> bn -> activation, named ``conv{suffix}``, ``bn{suffix}``, ``{act}{suffix}``.
+
+    ``zero_init``: the BN's scale starts at 0 (the last BN of a residual branch).
+    """
     x = conv(b, x, out, kernel, stride, groups=groups, dilation=dilation, padding=padding,
              name=f"conv{suffix}")
-    x = b.node(f"bn{suffix}", "bn", [x], **({"eps": bn_eps} if bn_eps is not None else {}))
+    bn_attrs: dict = {"eps": bn_eps} if bn_eps is not None else {}
+    if zero_init:
+        bn_attrs["zero_init"] = True
+    x = b.node(f"bn{suffix}", "bn", [x], **bn_attrs)
     return b.node(f"{act}{suffix}", act, [x]) if act else x
 
 
@@ -64,7 +75,7 @@ def _shortcut(b: GraphBuilder, x: str, out: int, stride: int) -> str:
 def basic_block(b: GraphBuilder, x: str, out: int, stride: int = 1, *, se: int | None = None) -> str:
     """ResNet basic block: two 3x3 convs and a residual (``se``: SE squeeze width)."""
     y = conv_bn_act(b, x, out, 3, stride, suffix="1")
-    y = conv_bn_act(b, y, out, 3, act=None, suffix="2")
+    y = conv_bn_act(b, y, out, 3, act=None, suffix="2", zero_init=True)
     if se:
         y = squeeze_excitation(b, y, se)
     shortcut = _shortcut(b, x, out, stride)
@@ -82,7 +93,7 @@ def bottleneck(b: GraphBuilder, x: str, width: int, out: int, stride: int = 1, *
     s1, s3 = (stride, 1) if stride_on_1x1 else (1, stride)
     y = conv_bn_act(b, x, width, 1, s1, suffix="1")
     y = conv_bn_act(b, y, width, 3, s3, groups=groups, suffix="2")
-    y = conv_bn_act(b, y, out, 1, act=None, suffix="3")
+    y = conv_bn_act(b, y, out, 1, act=None, suffix="3", zero_init=True)
     if se:
         y = squeeze_excitation(b, y, se)
     shortcut = _shortcut(b, x, out, stride)
@@ -178,9 +189,10 @@ def inverted_residual(b: GraphBuilder, x: str, out: int, stride: int = 1, *, exp
         y = conv_bn_act(b, y, hidden, kernel, stride, groups=hidden, act=act)
     if se:
         y = squeeze_excitation(b, y, se, gate=se_gate)
+    residual = stride == 1 and c == out
     with b.scope("project"):
-        y = conv_bn_act(b, y, out, 1, act=None)
-    return b.node("add", "add", [y, x]) if stride == 1 and c == out else y
+        y = conv_bn_act(b, y, out, 1, act=None, zero_init=residual)
+    return b.node("add", "add", [y, x]) if residual else y
 
 
 def depthwise_separable(b: GraphBuilder, x: str, out: int, stride: int = 1, *,
@@ -212,7 +224,8 @@ def shufflenet_v1_unit(b: GraphBuilder, x: str, out: int, stride: int, groups: i
     y = conv_bn_act(b, x, mid, 1, groups=g1, suffix="1")
     y = b.node("shuffle", "channel_shuffle", [y], groups=groups) if groups > 1 else y
     y = conv_bn_act(b, y, mid, 3, stride, groups=mid, act=None, suffix="2")
-    y = conv_bn_act(b, y, branch_out, 1, groups=groups, act=None, suffix="3")
+    y = conv_bn_act(b, y, branch_out, 1, groups=groups, act=None, suffix="3",
+                    zero_init=stride != 2)
     if stride == 2:
         s = b.node("shortcut", "avgpool", [x], kernel=3, stride=2, padding=1)
         y = b.node("concat", "concat", [s, y])

@@ -78,7 +78,13 @@ def _emit(g: Genotype, shapes: dict, root: nn.Module, outputs: tuple[str, ...]) 
             env[n] = args[0]
             continue
         module = root.get_submodule(n) if _installed(root, n) else None
-        built = module or spec.torch(spec.resolve(g.attrs(n)), [shapes[i] for i in ins], inplace)
+        if module is None:
+            attrs = spec.resolve(g.attrs(n))
+            built = spec.torch(attrs, [shapes[i] for i in ins], inplace)
+            if spec.init is not None and not isinstance(built, Call):
+                spec.init(built, attrs)  # the op's declared init (nas.ops)
+        else:
+            built = module
         if isinstance(built, Call):
             env[n] = _call(graph, built, args)
         else:

@@ -116,6 +116,7 @@ class OpSpec:
     inplace_safe: bool = False      # a sole consumer may overwrite this op's output
     inplace_capable: bool = False   # the op can overwrite its first input
     passthrough: bool = False       # compiles to its input tensor itself (no code)
+    init: Callable[[Any, dict], None] | None = None  # initialises the built module in place
     schema: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -233,14 +234,24 @@ def _conv_torch(a, ins, inplace):
                      bias=a["bias"])
 
 
+def _conv_init(m, a):
+    import torch.nn as nn
+
+    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    if m.bias is not None:
+        nn.init.zeros_(m.bias)
+
+
 op(OpSpec(
     "conv", "2-D convolution; grouped (groups), depthwise (groups = channels) and dilated "
-    "(dilation) convs are attributes. padding defaults to dilation*(kernel-1)//2.",
+    "(dilation) convs are attributes. padding defaults to dilation*(kernel-1)//2. "
+    "Init: He normal with fan-out (torchvision's ResNet/MobileNet), bias zero.",
     (Attr("out_channels", "int", minimum=1), Attr("kernel", "pair", minimum=1),
      Attr("stride", "pair", 1, minimum=1), Attr("padding", "optional_pair", None, minimum=0),
      Attr("dilation", "pair", 1, minimum=1), Attr("groups", "int", 1, minimum=1),
      Attr("bias", "bool", False)),
-    _conv_shape, _conv_torch, cost=_conv_cost, width_attr="out_channels", inplace_safe=True))
+    _conv_shape, _conv_torch, cost=_conv_cost, width_attr="out_channels", inplace_safe=True,
+    init=_conv_init))
 
 
 # ---------------------------------------------------------------- normalisation and linear
@@ -255,9 +266,19 @@ def _bn_torch(a, ins, inplace):
     return cls(ins[0][0], eps=a["eps"], momentum=a["momentum"])
 
 
-op(OpSpec("bn", "Batch normalisation (2-D on feature maps, 1-D on flat features).",
-          (Attr("eps", "float", 1e-5, minimum=0), Attr("momentum", "float", 0.1, minimum=0)),
-          _unary, _bn_torch, cost=_bn_cost, inplace_safe=True))
+def _bn_init(m, a):
+    import torch.nn as nn
+
+    (nn.init.zeros_ if a["zero_init"] else nn.init.ones_)(m.weight)
+    nn.init.zeros_(m.bias)
+
+
+op(OpSpec("bn", "Batch normalisation (2-D on feature maps, 1-D on flat features). Init: "
+          "scale 1 and shift 0, or scale 0 with zero_init (the last BN of a residual branch, "
+          "torchvision's zero_init_residual, Goyal et al. 2017): the block starts as identity.",
+          (Attr("eps", "float", 1e-5, minimum=0), Attr("momentum", "float", 0.1, minimum=0),
+           Attr("zero_init", "bool", False, doc="the scale starts at 0")),
+          _unary, _bn_torch, cost=_bn_cost, inplace_safe=True, init=_bn_init))
 
 
 def _linear_shape(a, ins):
@@ -276,7 +297,8 @@ def _linear_torch(a, ins, inplace):
     return nn.Linear(ins[0][0], a["out_features"], bias=a["bias"])
 
 
-op(OpSpec("linear", "Fully connected layer on flat features.",
+op(OpSpec("linear", "Fully connected layer on flat features. Init: PyTorch's default "
+          "(uniform, bound 1/sqrt(fan_in)), as torchvision's ResNet keeps it.",
           (Attr("out_features", "int", minimum=1), Attr("bias", "bool", True)),
           _linear_shape, _linear_torch, cost=_linear_cost, width_attr="out_features",
           inplace_safe=True))

@@ -69,7 +69,7 @@ def x_block(b: GraphBuilder, x: str, out: int, stride: int, group_w: int, bot_mu
     y = blocks.conv_bn_act(b, y, inner, 3, stride, groups=inner // group_w, suffix="2")
     if se:
         y = blocks.squeeze_excitation(b, y, se)
-    y = blocks.conv_bn_act(b, y, out, 1, act=None, suffix="3")
+    y = blocks.conv_bn_act(b, y, out, 1, act=None, suffix="3", zero_init=True)
     if stride != 1 or b.channels(x) != out:
         with b.scope("downsample"):
             x = b.node("1", "bn", [blocks.conv(b, x, out, 1, stride, name="0")])

@@ -1,0 +1,62 @@
+"""The init policy declared in the op registry: what compile() hands to training."""
+import math
+import random
+
+import pytest
+import torch
+
+from nas import compile, zoo
+from nas.spaces import load_space
+
+
+def residual_bns(g):
+    """For each add node: the last BN of its residual branch (input 0, through an SE gate)."""
+    found = []
+    for n in g.topological_order():
+        if g.op(n) != "add":
+            continue
+        x = g.inputs(n)[0]
+        while g.op(x) != "bn":
+            x = g.inputs(x)[0]   # mul (SE scale) -> its input; never the shortcut
+        found.append(x)
+    return found
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2", "regnetx_400mf"])
+def test_last_bn_of_each_residual_branch_starts_at_zero(name):
+    g = zoo.build(name)
+    last = set(residual_bns(g))
+    assert last and all(g.attrs(n).get("zero_init") for n in last)
+    module = compile(g)
+    for n in g.topological_order():
+        if g.op(n) == "bn":
+            bn = module.get_submodule(n)
+            assert torch.all(bn.weight == (0.0 if n in last else 1.0)), n
+            assert torch.all(bn.bias == 0), n
+
+
+@pytest.mark.parametrize("space", ["resnet_like", "mobilenet_like"])
+def test_sampled_space_points_get_the_same_policy(space):
+    space = load_space(space)
+    g = space.build(space.sample(random.Random(3)))
+    module = compile(g)
+    last = residual_bns(g)
+    assert last
+    for n in last:
+        assert torch.all(module.get_submodule(n).weight == 0)
+
+
+def test_convs_are_he_normal_fan_out_and_biases_zero():
+    torch.manual_seed(0)
+    module = compile(zoo.build("resnet50"))
+    conv = module.get_submodule("layer3.0.conv2")        # 256 x 256 x 3 x 3
+    fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / fan_out), rel=0.02)
+    assert conv.weight.mean().item() == pytest.approx(0, abs=1e-3)
+
+
+def test_se_convs_have_zero_bias():
+    g = zoo.build("regnety_400mf")
+    module = compile(g)
+    fc = [n for n in g.topological_order() if g.op(n) == "conv" and g.attrs(n).get("bias")]
+    assert fc and all(torch.all(module.get_submodule(n).bias == 0) for n in fc)
