@@ -48,6 +48,10 @@ class Protocol:
             raise NasError(f"protocol warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if not 0 <= self.label_smoothing < 1:
             raise NasError(f"protocol label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        from nas.evaluate.train import TRANSFORMS
+
+        if self.transform not in TRANSFORMS:
+            raise NasError(f"protocol transform must be one of {', '.join(TRANSFORMS)}, got {self.transform!r}")
         if self.signal not in SIGNALS:
             raise NasError(f"protocol signal must be one of {', '.join(SIGNALS)}, got {self.signal!r}")
 
@@ -68,6 +72,48 @@ class Protocol:
     def to_dict(self) -> dict:
         """Plain data."""
         return asdict(self)
+
+    def load(self, *, seed: int = 0):
+        """The protocol's dataset: ``images`` stratified images, ``val_images`` of them held out."""
+        from nas.evaluate.data import load_dataset
+
+        return load_dataset(self.dataset, resolution=self.resolution, seed=seed,
+                            limit=self.images, val_fraction=self.val_fraction)
+
+    def train_kwargs(self) -> dict:
+        """The keyword arguments of :func:`nas.evaluate.train.train` this protocol sets."""
+        return dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                    momentum=self.momentum, weight_decay=self.weight_decay, warmup=self.warmup,
+                    label_smoothing=self.label_smoothing, transform=self.transform)
+
+    def train_image_passes(self) -> int:
+        """Training compute in image passes (epochs x training images): the cost unit of
+        ``python -m nas.calibrate``'s "reference >= 10x" rule."""
+        return self.epochs * self.train_images
+
+
+def parse_protocol(text: str, base: Protocol | None = None) -> Protocol:
+    """``"epochs=4,train_images=4000,lr=0.1"``: ``base`` (DEFAULT) with those fields changed.
+
+    Values are read as the field's type; an unknown field or a bad value raises NasError.
+    """
+    from nas.errors import NasError
+
+    base = base or DEFAULT
+    fields = base.to_dict()
+    changes: dict = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in fields:
+            raise NasError(f"bad protocol item {item!r}: use key=value with key one of "
+                           f"{', '.join(fields)}")
+        kind = type(fields[key])
+        try:
+            changes[key] = kind(value.strip()) if kind is not bool else value.strip() in ("1", "true")
+        except ValueError:
+            raise NasError(f"bad protocol value {item!r}: {key} takes a {kind.__name__}") from None
+    return base.with_(**changes)
 
 
 #: The search's default protocol (today's literal defaults until calibration replaces them).

@@ -56,19 +56,67 @@ class TrainResult:
         return asdict(self)
 
 
-def proxy_genotype(genotype: Genotype, dataset: Dataset) -> Genotype:
-    """``genotype`` retargeted to ``dataset``: input channels, classes and input resolution."""
+#: Resolution transforms (``transform=``): how a net designed for its target resolution
+#: (224 px) is trained at the proxy's low resolution. "none": as designed, so at 28 px an
+#: ImageNet stem leaves the last stage at 1x1. "stem:K": the last K downsampling ops of the
+#: input chain (the ops from the input up to the first branch: the stem, for the shipped
+#: spaces) run at stride 1, so every later stage keeps 2**K times its spatial extent (and
+#: costs about 4**K times the MACs, counted exactly on the transformed proxy genotype).
+TRANSFORMS = ("none", "stem:1", "stem:2")
+
+
+def proxy_genotype(genotype: Genotype, dataset: Dataset, transform: str = "none") -> Genotype:
+    """``genotype`` retargeted to ``dataset`` (input channels, classes and input resolution),
+    with the resolution ``transform`` applied (see :data:`TRANSFORMS`)."""
     g = genotype.retarget(dataset.in_channels, dataset.num_classes)
     g.graph.nodes[g.input]["attrs"] = {**g.attrs(g.input), "shape": list(dataset.input_shape)}
+    undo = _transform_steps(transform)
+    if undo:
+        _undo_stem_downsampling(g, undo)
     try:
         g.validate()
     except GenotypeError as e:
         raise TrialFailure(f"the architecture does not fit the proxy input "
-                           f"{list(dataset.input_shape)}: {e}") from None
+                           f"{list(dataset.input_shape)} (transform {transform}): {e}") from None
     return g
 
 
-def build_model(genotype: Genotype, dataset: Dataset, *, seed: int = 0):
+def _transform_steps(transform: str) -> int:
+    if transform not in TRANSFORMS:
+        raise NasError(f"unknown resolution transform {transform!r}; use one of "
+                       f"{', '.join(TRANSFORMS)}")
+    return 0 if transform == "none" else int(transform.partition(":")[2])
+
+
+def input_chain(g: Genotype) -> list[str]:
+    """The nodes from the input up to (excluding) the first branch or merge, in order."""
+    chain, n = [], g.input
+    while True:
+        succ = list(g.graph.successors(n))
+        if len(succ) != 1 or len(g.inputs(succ[0])) != 1 or succ[0] in g.outputs:
+            return chain
+        n = succ[0]
+        chain.append(n)
+
+
+def _undo_stem_downsampling(g: Genotype, k: int) -> None:
+    """Set stride 1 on the last ``k`` downsampling ops (any op with a stride > 1) of the
+    input chain; raise NasError when the chain has fewer."""
+    strided = []
+    for n in input_chain(g):
+        attrs = g.resolved_attrs(n)
+        if "stride" in attrs:
+            stride = attrs["stride"] if attrs["stride"] is not None else attrs.get("kernel", 1)
+            if max((stride,) if isinstance(stride, int) else tuple(stride)) > 1:
+                strided.append(n)
+    if len(strided) < k:
+        raise NasError(f"transform stem:{k} needs {k} downsampling ops before the first branch; "
+                       f"this architecture has {len(strided)} ({', '.join(strided) or 'none'})")
+    for n in strided[len(strided) - k:]:
+        g.graph.nodes[n]["attrs"] = {**g.attrs(n), "stride": 1}
+
+
+def build_model(genotype: Genotype, dataset: Dataset, *, seed: int = 0, transform: str = "none"):
     """The compiled proxy model of ``genotype`` with weights initialised under ``seed``."""
     import torch
 
@@ -76,38 +124,47 @@ def build_model(genotype: Genotype, dataset: Dataset, *, seed: int = 0):
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return compile_genotype(proxy_genotype(genotype, dataset))
+        return compile_genotype(proxy_genotype(genotype, dataset, transform))
 
 
 def train(genotype: Genotype, dataset: Dataset, *, epochs: int = 1, batch_size: int = 128,
           lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 5e-4, seed: int = 0,
           device: str = "cpu", on_epoch: Callable[[int, float], None] | None = None,
           max_train_batches: int | None = None, channels_last: bool | None = None,
-          aux_weight: float = 0.4, eval_batch_size: int = 1000,
+          aux_weight: float = 0.4, eval_batch_size: int = 1000, warmup: float = 0.0,
+          label_smoothing: float = 0.0, transform: str = "none",
           clock: Callable[[], float] = time.perf_counter) -> TrainResult:
     """Train ``genotype`` on ``dataset`` and return the validation accuracy per epoch.
 
     ``on_epoch(epoch, val_accuracy)`` runs after each epoch (epochs count from 1) and may
     raise to stop the run (e.g. a pruner). ``channels_last`` defaults to on for CUDA.
     ``clock`` times the epochs (wall clock by default; ``time.thread_time`` gives CPU time).
-    Raises :class:`TrialFailure` on NaN/inf loss or out of memory.
+    ``warmup``: the fraction of all steps over which the learning rate ramps up linearly
+    before the cosine decay; ``label_smoothing`` applies to the training loss only (the
+    validation loss is plain cross-entropy). ``transform``: the resolution transform
+    (:data:`TRANSFORMS`); the proxy costs are those of the transformed genotype. Raises :class:`TrialFailure` on NaN/inf loss or out of memory.
     """
     import torch
 
     _check_args(epochs, batch_size, lr, max_train_batches)
+    if not (isinstance(warmup, (int, float)) and 0 <= warmup < 1):
+        raise NasError(f"warmup must be a fraction in [0, 1), got {warmup!r}")
+    if not (isinstance(label_smoothing, (int, float)) and 0 <= label_smoothing < 1):
+        raise NasError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     layout = torch.channels_last if (cuda if channels_last is None else channels_last) \
         else torch.contiguous_format
-    g = proxy_genotype(genotype, dataset)
+    g = proxy_genotype(genotype, dataset, transform)
     cost = count(g)
-    model = build_model(genotype, dataset, seed=seed).to(dev, memory_format=layout)
+    model = build_model(genotype, dataset, seed=seed, transform=transform).to(dev, memory_format=layout)
     data = dataset.to(dev) if dev.type != "cpu" else dataset
     try:
         history, timing = _fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr,
                        momentum=momentum, weight_decay=weight_decay, seed=seed, dev=dev,
                        layout=layout, on_epoch=on_epoch, max_train_batches=max_train_batches,
-                       aux_weight=aux_weight, eval_batch_size=eval_batch_size, clock=clock)
+                       aux_weight=aux_weight, eval_batch_size=eval_batch_size, clock=clock,
+                       warmup=warmup, label_smoothing=label_smoothing)
     except (torch.OutOfMemoryError, MemoryError) as e:
         raise _oom(e, dev, batch_size) from None
     except RuntimeError as e:
@@ -138,7 +195,8 @@ def _check_args(epochs, batch_size, lr, max_train_batches) -> None:
 
 
 def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay, seed, dev,
-         layout, on_epoch, max_train_batches, aux_weight, eval_batch_size, clock):
+         layout, on_epoch, max_train_batches, aux_weight, eval_batch_size, clock, warmup=0.0,
+         label_smoothing=0.0):
     import torch
     import torch.nn.functional as F
 
@@ -148,11 +206,10 @@ def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay
     steps = n // bs  # the last partial batch is dropped (a batch of 1 breaks batch norm)
     if max_train_batches is not None:
         steps = min(steps, max_train_batches)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
+    # the per-step schedule, precomputed: setting a float is cheaper than a scheduler
+    lrs = lr_schedule(lr, epochs * steps, warmup)
+    opt = torch.optim.SGD(model.parameters(), lr=lrs[0], momentum=momentum,
                           weight_decay=weight_decay, nesterov=momentum > 0)
-    # the per-step cosine schedule, precomputed: setting a float is cheaper than a scheduler
-    total_steps = epochs * steps
-    lrs = [lr * 0.5 * (1 + math.cos(math.pi * k / total_steps)) for k in range(1, total_steps + 1)]
     group = opt.param_groups[0]
     scaler = torch.amp.GradScaler("cuda") if cuda else None
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if cuda else nullcontext
@@ -174,7 +231,7 @@ def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay
                 yb = y_all.index_select(0, idx)
                 with autocast():
                     out = model(xb)
-                    loss = _loss(F, out, yb, aux_weight)
+                    loss = _loss(F, out, yb, aux_weight, label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -183,7 +240,7 @@ def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay
                 else:
                     loss.backward()
                     opt.step()
-                group["lr"] = lrs[(epoch - 1) * steps + step]
+                group["lr"] = lrs[(epoch - 1) * steps + step + 1]
                 if cuda:  # accumulate on the device; each check syncs, so check now and then
                     total += loss.detach()
                     if (step + 1) % CUDA_CHECK_EVERY == 0 or step + 1 == steps:
@@ -205,11 +262,24 @@ def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay
     return history, timing
 
 
-def _loss(F, out, y, aux_weight: float):
+def lr_schedule(lr: float, total_steps: int, warmup: float = 0.0) -> list[float]:
+    """The learning rate of steps 0..``total_steps`` (one extra: the value after the last step).
+
+    A linear ramp over the first ``round(warmup * total_steps)`` steps (step k of w runs at
+    ``lr * (k + 1) / w``), then a cosine decay from ``lr`` to 0 over the rest.
+    """
+    w = min(round(warmup * total_steps), max(total_steps - 1, 0))
+    rest = max(total_steps - w, 1)
+    return [lr * (k + 1) / w if k < w else lr * 0.5 * (1 + math.cos(math.pi * (k - w) / rest))
+            for k in range(total_steps + 1)]
+
+
+def _loss(F, out, y, aux_weight: float, label_smoothing: float = 0.0):
     if isinstance(out, (tuple, list)):  # main head followed by auxiliary heads
-        main = F.cross_entropy(out[0], y)
-        return main + aux_weight * sum(F.cross_entropy(o, y) for o in out[1:])
-    return F.cross_entropy(out, y)
+        main = F.cross_entropy(out[0], y, label_smoothing=label_smoothing)
+        return main + aux_weight * sum(F.cross_entropy(o, y, label_smoothing=label_smoothing)
+                                       for o in out[1:])
+    return F.cross_entropy(out, y, label_smoothing=label_smoothing)
 
 
 def _check_finite(value: float, epoch: int, step: int) -> None:

@@ -1,0 +1,81 @@
+"""python -m nas.calibrate on a tiny space (seconds), and its rank statistics."""
+import json
+import math
+
+import pytest
+
+from nas import calibrate
+from nas.calibrate import kendall, rankdata, spearman
+
+TINY = """
+name: tiny
+target: {input_shape: [3, 32, 32], num_classes: 10}
+builder: resnet_like
+parameters:
+  block: {type: categorical, choices: [basic]}
+  depth1: {type: int, low: 1, high: 2}
+  depth2: {type: int, low: 1, high: 1}
+  depth3: {type: int, low: 1, high: 1}
+  depth4: {type: int, low: 1, high: 1}
+  width1: {type: int, low: 8, high: 16, step: 8}
+  width2: {type: int, low: 8, high: 16, step: 8}
+  width3: {type: int, low: 8, high: 16, step: 8}
+  width4: {type: int, low: 8, high: 16, step: 8}
+  se: {type: bool}
+"""
+SMALL = "train_images=40,val_images=40,resolution=8,batch_size=20"
+
+
+def test_rank_statistics_match_hand_computed_values():
+    assert list(rankdata([3, 1, 2, 2])) == [4.0, 1.0, 2.5, 2.5]
+    assert kendall([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
+    assert kendall([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    # 6 pairs: 5 concordant, 1 discordant -> (5 - 1) / 6
+    assert kendall([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(4 / 6)
+    assert spearman([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(0.8)
+    assert math.isnan(kendall([1, 1, 1], [1, 2, 3]))
+
+
+def test_calibrate_runs_reports_and_resumes(tmp_path, capsys):
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY)
+    out = tmp_path / "out"
+    argv = ["--space", str(space), "--archs", "4", "--seeds", "2",
+            "--candidate", f"small:{SMALL}", "--candidate", f"warm:{SMALL},warmup=0.2",
+            "--reference", "train_images=400,val_images=40,resolution=8,batch_size=20,epochs=1",
+            "--out", str(out)]
+    assert calibrate.main(argv) == 0
+    rows = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 * (1 + 2 * 2)             # reference once, two candidates x two seeds
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["archs_complete"] == 4
+    table = {(r["candidate"], r["signal"]) for r in summary["rows"]}
+    assert table == {(c, s) for c in ("small", "warm") for s in ("accuracy", "val_loss")}
+    for r in summary["rows"]:
+        assert -1 <= r["kendall"] <= 1 and r["kendall_ci"][0] <= r["kendall_ci"][1]
+        assert r["image_passes"] == 40 and 0 <= r["at_chance"] <= 1
+    assert summary["recommended"]["candidate"] in ("small", "warm")
+    report = (out / "report.md").read_text()
+    assert "Kendall" in report and "Recommendation" in report
+    assert (out / "chart.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert calibrate.main(argv) == 0                   # resumed: nothing left to train
+    assert "20 of 20 runs already" in capsys.readouterr().out
+    assert len((out / "trials.jsonl").read_text().splitlines()) == 20
+
+
+def test_reference_must_be_ten_times_the_candidates(tmp_path, capsys):
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY)
+    argv = ["--space", str(space), "--candidate", f"small:{SMALL}",
+            "--reference", "train_images=100,val_images=40,resolution=8", "--out", str(tmp_path)]
+    assert calibrate.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "under 10x candidate 'small'" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("bad", ["--candidate=x", "--candidate=reference:", "--reference=epochs=0",
+                                 "--reference=foo=1"])
+def test_bad_protocols_are_one_line_errors(tmp_path, capsys, bad):
+    assert calibrate.main(["--space", "resnet_like", bad, "--out", str(tmp_path)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
