@@ -250,7 +250,9 @@ class Genotype:
     # ------------------------------------------------------------ identity
     def canonical_hash(self) -> str:
         """A hash that is equal for isomorphic genotypes (same ops, attributes, wiring and
-        input order, whatever the node names) and differs otherwise."""
+        input order, whatever the node names) and differs otherwise. Attributes that do not
+        change what the net computes (``Attr.structural`` False: init hints such as a BN's
+        ``zero_init``) are left out."""
         self.check_structure()
         index: dict[str, int] = {}
         rows: list[list] = []
@@ -283,6 +285,8 @@ def _canonical_attrs(spec: OpSpec, attrs: dict) -> dict:
     full = spec.resolve(attrs)
     out = {}
     for a in spec.attrs:
+        if not a.structural:   # how the op is initialised, not what it computes
+            continue
         v = full[a.name]
         if a.kind in ("pair", "optional_pair") and v is not None:
             v = list(v) if isinstance(v, (list, tuple)) else [v, v]

@@ -37,6 +37,7 @@ class Attr:
     choices: tuple = ()
     maximum: float | None = None
     doc: str = ""
+    structural: bool = True   # part of the architecture (False: e.g. an init hint, not hashed)
 
     def check(self, value: Any) -> None:
         """Raise OpError unless ``value`` is a valid value of this attribute."""
@@ -277,7 +278,7 @@ op(OpSpec("bn", "Batch normalisation (2-D on feature maps, 1-D on flat features)
           "scale 1 and shift 0, or scale 0 with zero_init (the last BN of a residual branch, "
           "torchvision's zero_init_residual, Goyal et al. 2017): the block starts as identity.",
           (Attr("eps", "float", 1e-5, minimum=0), Attr("momentum", "float", 0.1, minimum=0),
-           Attr("zero_init", "bool", False, doc="the scale starts at 0")),
+           Attr("zero_init", "bool", False, doc="the scale starts at 0", structural=False)),
           _unary, _bn_torch, cost=_bn_cost, inplace_safe=True, init=_bn_init))
 
 

@@ -60,3 +60,13 @@ def test_se_convs_have_zero_bias():
     module = compile(g)
     fc = [n for n in g.topological_order() if g.op(n) == "conv" and g.attrs(n).get("bias")]
     assert fc and all(torch.all(module.get_submodule(n).bias == 0) for n in fc)
+
+
+def test_init_hints_do_not_change_the_architecture_hash():
+    g = zoo.build("resnet18")
+    plain = g.copy()
+    for n in plain.topological_order():
+        if plain.op(n) == "bn":
+            plain.graph.nodes[n]["attrs"] = {k: v for k, v in plain.attrs(n).items() if k != "zero_init"}
+    assert plain.to_dict() != g.to_dict()
+    assert plain.canonical_hash() == g.canonical_hash()
