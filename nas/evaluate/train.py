@@ -6,7 +6,10 @@
 SGD with Nesterov momentum and a per-step cosine schedule by default. The data stays in
 memory as tensors: each step indexes a slice of a seeded random permutation (no DataLoader,
 no per-sample Python). On CUDA the step runs under AMP (fp16 with a gradient scaler) in
-channels_last. A NaN/inf loss or an out-of-memory error raises :class:`TrialFailure` with
+channels_last. On CPU the activations are channels_last too (oneDNN's depthwise and
+dense-block kernels are up to ~2x faster in it), while the weights of dense k x k convs stay
+in the default layout (their gradients come out of oneDNN in that layout; channels_last
+weights cost a copy per conv per step), and SGD runs as one fused kernel. A NaN/inf loss or an out-of-memory error raises :class:`TrialFailure` with
 the reason; on CPU a run is deterministic under its seed.
 """
 from __future__ import annotations
@@ -137,7 +140,8 @@ def train(genotype: Genotype, dataset: Dataset, *, epochs: int = 1, batch_size: 
     """Train ``genotype`` on ``dataset`` and return the validation accuracy per epoch.
 
     ``on_epoch(epoch, val_accuracy)`` runs after each epoch (epochs count from 1) and may
-    raise to stop the run (e.g. a pruner). ``channels_last`` defaults to on for CUDA.
+    raise to stop the run (e.g. a pruner). ``channels_last`` (activations in NHWC) defaults
+    to on; ``False`` keeps everything NCHW.
     ``clock`` times the epochs (wall clock by default; ``time.thread_time`` gives CPU time).
     ``warmup``: the fraction of all steps over which the learning rate ramps up linearly
     before the cosine decay; ``label_smoothing`` applies to the training loss only (the
@@ -153,11 +157,12 @@ def train(genotype: Genotype, dataset: Dataset, *, epochs: int = 1, batch_size: 
         raise NasError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
     dev = torch.device(device)
     cuda = dev.type == "cuda"
-    layout = torch.channels_last if (cuda if channels_last is None else channels_last) \
+    layout = torch.channels_last if channels_last is None or channels_last \
         else torch.contiguous_format
     g = proxy_genotype(genotype, dataset, transform)
     cost = count(g)
-    model = build_model(genotype, dataset, seed=seed, transform=transform).to(dev, memory_format=layout)
+    model = to_layout(build_model(genotype, dataset, seed=seed, transform=transform).to(dev),
+                      layout)
     data = dataset.to(dev) if dev.type != "cpu" else dataset
     try:
         history, timing = _fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -208,8 +213,11 @@ def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay
         steps = min(steps, max_train_batches)
     # the per-step schedule, precomputed: setting a float is cheaper than a scheduler
     lrs = lr_schedule(lr, epochs * steps, warmup)
+    # CPU: one fused kernel per step instead of ~3 passes over every parameter tensor
+    # (+7-16% on ResNets); CUDA keeps torch's default (foreach) next to the grad scaler
     opt = torch.optim.SGD(model.parameters(), lr=lrs[0], momentum=momentum,
-                          weight_decay=weight_decay, nesterov=momentum > 0)
+                          weight_decay=weight_decay, nesterov=momentum > 0,
+                          **({} if cuda else {"fused": True}))
     group = opt.param_groups[0]
     scaler = torch.amp.GradScaler("cuda") if cuda else None
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if cuda else nullcontext
@@ -272,6 +280,32 @@ def lr_schedule(lr: float, total_steps: int, warmup: float = 0.0) -> list[float]
     rest = max(total_steps - w, 1)
     return [lr * (k + 1) / w if k < w else lr * 0.5 * (1 + math.cos(math.pi * (k - w) / rest))
             for k in range(total_steps + 1)]
+
+
+def to_layout(model, layout):
+    """``model`` with its weights laid out for activations in ``layout``.
+
+    channels_last on CUDA: every 4-d weight in channels_last. channels_last on CPU: weights
+    whose two layouts share one memory order (1x1 and depthwise kernels) are marked
+    channels_last, so oneDNN keeps the activations NHWC; dense k x k kernels stay in the
+    default layout, because oneDNN returns their gradients in it and a channels_last weight
+    costs a gradient copy per conv per step (measured: resnet18 at 28 px 0.88x with every
+    weight channels_last, 1.08x this way; mobilenet_v2 1.9x either way).
+    """
+    import torch
+
+    if layout is not torch.channels_last:
+        return model.to(memory_format=torch.contiguous_format)
+    model = model.to(memory_format=torch.channels_last)
+    first = next(model.parameters(), None)
+    if first is None or first.device.type == "cuda":
+        return model
+    for module in model.modules():
+        w = getattr(module, "weight", None)
+        if isinstance(w, torch.nn.Parameter) and w.dim() == 4 and w.shape[1] > 1 \
+                and w.shape[2] * w.shape[3] > 1:
+            w.data = w.data.contiguous()
+    return model
 
 
 def _loss(F, out, y, aux_weight: float, label_smoothing: float = 0.0):
