@@ -64,6 +64,17 @@ class _Shuffle:
 
 
 @dataclass(frozen=True)
+class _View:
+    """A view of ``src`` to a per-sample ``shape`` no registry op makes (e.g. (C,) -> (C, 1)):
+    only a further view/reshape/flatten/squeeze back to a shape the registry has may use it."""
+
+    src: _T
+    shape: Shape
+    where: str
+    hint: str
+
+
+@dataclass(frozen=True)
 class _Parts:
     """The result of ``chunk``/``split`` along channels: parts are made when indexed."""
 
@@ -562,6 +573,10 @@ class _Importer:
             self._fail(f"{what} is a 5-D view (the start of a channel shuffle) used as a tensor",
                        "only view(b, g, c // g, h, w).transpose(1, 2).reshape(b, c, h, w) (or "
                        ".flatten(1, 2)) is importable")
+        if isinstance(v, _View):
+            self._fail(f"{what} is a view to per-sample shape {v.shape}, made at {v.where}, "
+                       "which has no registry op (the registry reshapes only by flatten "
+                       "(C, H, W) -> (C*H*W,) and the channel shuffle)", v.hint)
         if isinstance(v, _Expanded):
             self._fail(f"{what} is an expand_as() result used outside a multiplication",
                        "multiply by the (C, 1, 1) gate directly (broadcasting)")
@@ -668,7 +683,7 @@ def _substitute(value, env):
 
 def _has_tensor(args, kwargs) -> bool:
     def walk(v):
-        if isinstance(v, (_T, _Shuffle, _Parts, _Expanded)):
+        if isinstance(v, (_T, _Shuffle, _Parts, _Expanded, _View)):
             return True
         if isinstance(v, (list, tuple)):
             return any(walk(x) for x in v)
@@ -896,6 +911,11 @@ def _flatten(imp: _Importer, x, start_dim, end_dim, nid: str | None = None):
             return imp._add(nid or imp._fresh("channel_shuffle"), "channel_shuffle", [x.src],
                             groups=x.groups)
         imp._tensor(x, "the input")
+    if isinstance(x, _View):
+        ndim = len(x.shape) + 1
+        if start_dim % ndim == 1 and end_dim % ndim == ndim - 1:
+            return _reshaped(imp, x.src, (math.prod(x.shape),), nid)
+        imp._tensor(x, "the input")
     x = imp._tensor(x, "the input")
     ndim = len(imp.shape(x)) + 1
     start = start_dim % ndim if -ndim <= start_dim < ndim else None
@@ -919,8 +939,11 @@ def _view(imp: _Importer, x, dims, what: str):
         if x.swapped and dims[0] in (BATCH, -1) and _resolve(dims[1:], c) == c:
             return imp._op("channel_shuffle", [x.src], groups=x.groups)
         imp._tensor(x, "the input")
-    x = imp._tensor(x, "the input")
-    shape = imp.shape(x)
+    if isinstance(x, _View):
+        src, shape = x.src, x.shape
+    else:
+        src = imp._tensor(x, "the input")
+        shape = imp.shape(src)
     if dims[0] is BATCH:
         new = _resolve(dims[1:], shape)
     elif dims[0] == -1 and all(isinstance(d, int) and d >= 0 for d in dims[1:]):
@@ -932,17 +955,29 @@ def _view(imp: _Importer, x, dims, what: str):
                     "batch size or a batch mixed with features)", hint)
     if new is None:
         raise _Fail(f"{what}{tuple(dims)} does not fit the per-sample shape {shape}", hint)
+    return _reshaped(imp, src, new, hint=hint)
+
+
+def _reshaped(imp: _Importer, src: _T, new: Shape, nid: str | None = None, hint: str = ""):
+    """``src`` viewed with per-sample shape ``new``: itself, a flatten, the start of a
+    channel shuffle, or a pending :class:`_View`."""
+    shape = imp.shape(src)
+    new = tuple(new)
     if new == shape:
-        return x
+        return src
     if len(new) == 1 and new[0] == math.prod(shape):
-        return imp._op("flatten", [x], storage=x.storage)
+        return imp._add(nid or imp._fresh("flatten"), "flatten", [src], storage=src.storage)
     if len(shape) == 3 and len(new) == 4 and new[2:] == shape[1:] and new[0] * new[1] == shape[0]:
-        return _Shuffle(x, new[0], False)
-    raise _Fail(f"{what} from per-sample shape {shape} to {new} has no registry op (the registry "
-                "reshapes only by flatten (C, H, W) -> (C*H*W,) and the channel shuffle)",
-                "for an SE gate keep the (C, 1, 1) shape: x.mean((2, 3), keepdim=True) and 1x1 "
-                "nn.Conv2d layers instead of nn.Linear" if len(new) == 3 and new[1:] == (1, 1)
-                else hint)
+        return _Shuffle(src, new[0], False)
+    if len(new) == 3 and new[1:] == (1, 1):
+        hint = ("for an SE gate keep the (C, 1, 1) shape: x.mean((2, 3), keepdim=True) and 1x1 "
+                "nn.Conv2d layers instead of nn.Linear")
+    return _View(src, new, imp._where(), hint or "view back to (C, H, W) or flatten to (C*H*W,)")
+
+
+def _sample_shape(imp: _Importer, x) -> Shape:
+    """The per-sample shape of a tensor or a pending view."""
+    return x.shape if isinstance(x, _View) else imp.shape(imp._tensor(x, "the input"))
 
 
 def _resolve(dims: list, shape: Shape):
@@ -1124,22 +1159,44 @@ def _function_table() -> dict:
 
     @reg(m("size"))
     def _size(imp, input, dim=None):
-        x = imp._tensor(input, "the input")
-        full = (BATCH, *imp.shape(x))
+        full = (BATCH, *_sample_shape(imp, input))
         return full if dim is None else full[dim]
 
     @reg([getattr])
     def _getattr(imp, input, name, default=None):
-        x = imp._tensor(input, "the input")
         if name == "shape":
-            return (BATCH, *imp.shape(x))
+            return (BATCH, *_sample_shape(imp, input))
         if name == "ndim":
-            return len(imp.shape(x)) + 1
+            return len(_sample_shape(imp, input)) + 1
         raise _Fail(f"reading tensor attribute {name!r} is not importable", "")
 
     @reg(m("dim"))
     def _dim(imp, input):
-        return len(imp.shape(imp._tensor(input, "the input"))) + 1
+        return len(_sample_shape(imp, input)) + 1
+
+    @reg([torch.squeeze, *m("squeeze")])
+    def _squeeze(imp, input, dim=None):
+        shape = _sample_shape(imp, input)
+        if dim is None:
+            raise _Fail("squeeze() without dims also drops the batch dimension when the batch "
+                        "is 1", "name the dims, e.g. x.squeeze(-1).squeeze(-1), or use "
+                        "torch.flatten(x, 1)")
+        dims = {d % (len(shape) + 1) for d in (dim if isinstance(dim, (list, tuple)) else (dim,))}
+        if 0 in dims:
+            raise _Fail("squeezing the batch dimension has no registry op", "squeeze dims >= 1")
+        new = tuple(c for i, c in enumerate(shape, 1) if not (i in dims and c == 1))
+        src = input.src if isinstance(input, _View) else imp._tensor(input, "the input")
+        return _reshaped(imp, src, new)
+
+    @reg([torch.unsqueeze, *m("unsqueeze")])
+    def _unsqueeze(imp, input, dim):
+        shape = list(_sample_shape(imp, input))
+        at = dim % (len(shape) + 2)
+        if at == 0:
+            raise _Fail("a new dimension before the batch has no registry op", "unsqueeze dims >= 1")
+        shape.insert(at - 1, 1)
+        src = input.src if isinstance(input, _View) else imp._tensor(input, "the input")
+        return _reshaped(imp, src, tuple(shape))
 
     @reg([operator.getitem])
     def _getitem(imp, input, index):
@@ -1148,7 +1205,7 @@ def _function_table() -> dict:
                 raise _Fail(f"indexing a channel split with {index!r}", "use an int index")
             return imp._op("channel_split", [input.src], base="chunk", parts=input.parts,
                            index=index % input.parts, storage=input.src.storage)
-        if isinstance(input, (_T, _Shuffle, _Expanded)):
+        if isinstance(input, (_T, _Shuffle, _Expanded, _View)):
             raise _Fail("indexing or slicing a tensor has no registry op",
                         "split channels with x.chunk(n, dim=1) or torch.split(x, c // n, dim=1)")
         try:

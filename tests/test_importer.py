@@ -373,7 +373,9 @@ def test_other_refusals():
             return torch.flatten(x * s, 1)
 
     msg = _message(LinearSE())
-    assert "(3,) to (3, 1, 1) has no registry op" in msg and "1x1 nn.Conv2d" in msg
+    assert "a view to per-sample shape (3, 1, 1), made at the top module (LinearSE), call " \
+        "Tensor.view()" in msg
+    assert ".view(b, c, 1, 1)" in msg and "1x1 nn.Conv2d" in msg
 
     class Scale(nn.Module):
         def forward(self, x):
@@ -663,3 +665,33 @@ def test_forward_options_with_defaults_are_fixed_and_required_ones_refused():
             return x + y
 
     assert "second argument 'y' without a default" in _message(TwoInputs())
+
+
+def test_squeeze_unsqueeze_and_view_chains_that_end_in_a_registry_shape():
+    class Heads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 6, 3, padding=1)
+            self.fc = nn.Linear(6 + 6 * 64 + 6, 4)
+
+        def forward(self, x):
+            x = self.conv(x)
+            a = F.adaptive_avg_pool2d(x, 1).squeeze(-1).squeeze(-1)   # via (6, 1)
+            b = torch.flatten(x.view(x.size(0), 6, -1).unsqueeze(1), 1)  # via (1, 6, 64)
+            c = F.adaptive_avg_pool2d(x, 1).view(-1, 6)
+            return self.fc(torch.cat([a, b, c], 1))
+
+    torch.manual_seed(0)
+    model = Heads().eval()
+    g = from_module(model, (3, 8, 8))
+    net = nas.compile(g)
+    net.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x), model(x), rtol=1e-5, atol=1e-6)
+
+    class BareSqueeze(nn.Module):
+        def forward(self, x):
+            return F.adaptive_avg_pool2d(x, 1).squeeze()
+
+    assert "also drops the batch dimension" in _message(BareSqueeze())
