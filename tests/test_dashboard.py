@@ -29,12 +29,13 @@ def small_resnet(depths, width=16, groups=1, se=None, block="basic"):
                   se_reduction=se, input_shape=(3, 32, 32), num_classes=10, name="t")
 
 
-def make_store(path, study="demo", space="resnet_like", n=10, seed=0, fail_at=(3,), running_at=(7,)):
+def make_store(path, study="demo", space="resnet_like", n=10, seed=0, fail_at=(3,), running_at=(7,),
+               config=None):
     """Write a study of ``n`` trials of small ResNets through TrialStore's public API."""
     from nas.store import TrialStore
     store = TrialStore(path)
     store.open_study(study, space=space, budget_macs=200_000_000, params_budget=None,
-                     objectives=["accuracy", "target_macs"], config={"n": n})
+                     objectives=["accuracy", "target_macs"], config={"n": n, **(config or {})})
     rng = random.Random(seed)
     for i in range(n):
         depths = [rng.choice([1, 2]) for _ in range(3)]

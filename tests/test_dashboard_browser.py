@@ -42,6 +42,13 @@ window.addEventListener("load", function () { setTimeout(function () {
   pre.textContent = JSON.stringify({errors: __errs, alerts: __alerts, plots: plots.length,
     drawn: drawn, points: points, divs: document.querySelectorAll("div.plot").length,
     h1: document.querySelector("h1").textContent,
+    answers: (document.getElementById("answers") || {}).textContent || "",
+    answersFirst: !!document.getElementById("answers") && !!document.querySelector(".js-plotly-plot")
+      && !!(document.getElementById("answers").compareDocumentPosition(
+        document.querySelector(".js-plotly-plot")) & Node.DOCUMENT_POSITION_FOLLOWING),
+    ids: [].map.call(document.querySelectorAll("[id]"), function (e) { return e.id; })
+      .filter(function (i) { return !/^fig/.test(i); }),
+    sliders: document.querySelectorAll(".rangeslider-container").length,
     remote: performance.getEntriesByType("resource").map(function (r) { return r.name; })
       .filter(function (u) { return !/^(file|data|blob):/.test(u); }),
     h2: [].map.call(document.querySelectorAll("h2"), function (h) { return h.textContent; })});
@@ -69,10 +76,19 @@ def run_browser(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
     """A dashboard comparing two studies, one named like an XSS attempt."""
+    from nas import baselines
+    from nas.store import TrialStore
+    from nas.zoo import build
     d = tmp_path_factory.mktemp("browser")
     db = d / "nas.db"
-    make_store(db, "demo", n=10)
+    make_store(db, "demo", n=10, config={"sampler": "random"})
     make_store(db, EVIL, space="other_space", n=6, seed=1, fail_at=(), running_at=())
+    store = TrialStore(db)
+    for name, acc, macs in (("mobilenet_v2", 0.6, 1_000_000), ("resnet50", 0.95, 4_000_000_000)):
+        baselines.write(store, "demo", {"name": name, "family": name, "seed": 0, "state": "COMPLETE",
+                                        "accuracy": acc, "target_macs": macs, "target_params": 10,
+                                        "genotype": build(name).to_json()})
+    store.close()
     return render(str(db), ["demo", EVIL], d / "dashboard.html")
 
 
@@ -91,6 +107,16 @@ def test_dashboard_in_headless_chromium(page, tmp_path):
     assert seen["points"] > 20                                  # markers were drawn
     assert EVIL in seen["h1"]                                   # shown literally, as text
     assert any(EVIL in h for h in seen["h2"]) and "Design spaces compared: error EDFs" in seen["h2"]
+    # the answers lead the page, before any chart
+    assert seen["h2"][0] == "Answers" and seen["answersFirst"]
+    assert "What matters?" in seen["answers"] and "Does it beat the baselines?" in seen["answers"]
+    assert "beats the best baseline at <= its MACs (mobilenet_v2" in seen["answers"]
+    assert "noise unknown" in seen["answers"] and "BIASED sample" in seen["answers"]
+    assert "random sample of the space" in seen["answers"]
+    for section in ("effects", "split-edfs", "baselines", "edfs", "zoo"):
+        assert section in seen["ids"], section
+    assert "Classic nets (zoo)" in seen["h2"]
+    assert seen["sliders"] >= 1                                 # resnet50's DAG: whole-net slider
 
 
 def test_dashboard_screenshot(page, tmp_path):
