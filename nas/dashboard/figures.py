@@ -215,7 +215,7 @@ def effect_text(e: dict) -> str:
     return f"{sym}={e['effect']:+.2f}{ci}, n={e['n']}" + (" (no evidence)" if e["includes_zero"] else "")
 
 
-def forest_figure(effects: Sequence[dict], max_params: int = 40):
+def forest_figure(effects: Sequence[dict], max_params: int = 60):
     """Each parameter's effect with its bootstrap interval, strongest evidence at the top;
     grey: the interval includes zero (no evidence of an effect)."""
     go = _go()
@@ -292,7 +292,7 @@ def split_edf_figure(splits: Sequence[tuple[dict, dict]], metric=None):
     go = _go()
     cols = min(3, max(1, len(splits)))
     rows = max(1, math.ceil(len(splits) / cols))
-    fig = make_subplots(rows=rows, cols=cols, vertical_spacing=min(0.5 / rows, 0.14),
+    fig = make_subplots(rows=rows, cols=cols, vertical_spacing=min(0.6 / rows, 0.2),
                         horizontal_spacing=0.06,
                         subplot_titles=[f"{esc(e['name'])}: {effect_text(e)}" for e, _ in splits])
     for i, (e, curves) in enumerate(splits):
@@ -310,7 +310,7 @@ def split_edf_figure(splits: Sequence[tuple[dict, dict]], metric=None):
                               "error %{x:.4f}: %{y:.2f}<extra></extra>"), row=r, col=c)
     label, _ = C.edf_value(C.Q.metric(metric if metric is not None else
                                       (splits[0][0].get("metric") if splits else None)))
-    fig.update_xaxes(title_text=esc(label))
+    fig.update_xaxes(title_text=esc(label), row=rows)   # the bottom row only: no overlap
     fig.update_yaxes(range=[0, 1.02])
     return _layout(fig, "", height=max(360, 330 * rows), legend=dict(font=dict(size=10)))
 

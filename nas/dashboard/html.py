@@ -149,8 +149,8 @@ def _direction(e: dict) -> str:
         best = (max if e.get("sense", "max") == "max" else min)(e["levels"], key=lambda lv: lv["mean"])
         return f"(best mean with {C._fmt(best['value'])})"
     lo, hi = e["levels"][0]["value"], e["levels"][-1]["value"]
-    if e["kind"] == "ordinal" and isinstance(lo, bool):
-        return "(better with " + ("True" if e["effect"] > 0 else "False") + ")"
+    if len(e["levels"]) == 2:                      # bools, two choices: name the better one
+        return f"(better with {C._fmt(hi if e['effect'] > 0 else lo)})"
     return f"({'larger' if e['effect'] > 0 else 'smaller'} is better, {C._fmt(lo)}..{C._fmt(hi)})"
 
 
