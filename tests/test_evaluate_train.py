@@ -153,3 +153,48 @@ def test_stem_transform_keeps_spatial_extent_and_is_counted_exactly(mnist, small
     assert r.proxy_macs > count(plain).macs
     with pytest.raises(NasError, match="unknown resolution transform"):
         proxy_genotype(small, mnist, "stem:9")
+
+
+def test_live_taps_of_small_maps():
+    from nas.evaluate.train import live_taps
+
+    assert live_taps(1, 3, 1, 1, 1) == (1, 1, 0)      # 3x3 on a 1x1 map: the centre tap only
+    assert live_taps(2, 3, 2, 1, 1) == (1, 2, 0)      # 3x3/2 on 2x2: the last two taps
+    assert live_taps(2, 3, 1, 1, 1) is None           # every tap meets a pixel somewhere
+    assert live_taps(7, 3, 1, 1, 1) is None
+    assert live_taps(1, 7, 2, 3, 1) == (3, 3, 0)      # a 7x7/2 stem on a 1x1 input
+
+
+def test_cropping_conv_equals_the_full_conv_in_outputs_and_gradients():
+    """Random convs (kernels, strides, dilations, paddings, groups, bias) on maps small
+    enough that taps only ever meet padding: same outputs and gradients as nn.Conv2d."""
+    import random
+
+    import torch
+
+    from nas.evaluate.train import _cropping_conv_class
+
+    rng, cropped, checked = random.Random(0), 0, 0
+    while checked < 120:
+        k, s, d = rng.choice([1, 3, 5, 7]), rng.choice([1, 2]), rng.choice([1, 1, 2])
+        p, h, w = rng.randint(0, k // 2 * d + 1), rng.choice([1, 2, 3, 7]), rng.choice([1, 2, 3, 7])
+        cin = rng.choice([4, 8])
+        groups = rng.choice([1, cin])
+        cout = cin * rng.choice([1, 2]) if groups > 1 else rng.choice([3, 8])
+        if min(h, w) + 2 * p - d * (k - 1) - 1 < 0:
+            continue
+        full = torch.nn.Conv2d(cin, cout, k, s, p, d, groups, bias=rng.random() < 0.5).double()
+        crop = torch.nn.Conv2d(cin, cout, k, s, p, d, groups, bias=full.bias is not None).double()
+        crop.load_state_dict(full.state_dict())
+        crop.__class__ = _cropping_conv_class()
+        x = torch.randn(3, cin, h, w, dtype=torch.double, requires_grad=True)
+        x2 = x.detach().clone().requires_grad_()
+        y, y2 = full(x), crop(x2)
+        grad = torch.randn_like(y)
+        y.backward(grad)
+        y2.backward(grad)
+        for a, b in ((y2, y), (x2.grad, x.grad), (crop.weight.grad, full.weight.grad)):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+        cropped += crop._plans[(h, w)] is not None
+        checked += 1
+    assert cropped >= 20   # the interesting case happened often

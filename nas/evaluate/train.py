@@ -9,7 +9,9 @@ no per-sample Python). On CUDA the step runs under AMP (fp16 with a gradient sca
 channels_last. On CPU the activations are channels_last too (oneDNN's depthwise and
 dense-block kernels are up to ~2x faster in it), while the weights of dense k x k convs stay
 in the default layout (their gradients come out of oneDNN in that layout; channels_last
-weights cost a copy per conv per step), and SGD runs as one fused kernel. A NaN/inf loss or an out-of-memory error raises :class:`TrialFailure` with
+weights cost a copy per conv per step), SGD runs as one fused kernel, and convs skip the
+kernel taps that only ever meet zero padding on the small maps of a proxy (a 3x3 conv on a
+1x1 map runs as a 1x1 conv: same outputs and gradients, up to 9x less work). A NaN/inf loss or an out-of-memory error raises :class:`TrialFailure` with
 the reason; on CPU a run is deterministic under its seed.
 """
 from __future__ import annotations
@@ -305,7 +307,68 @@ def to_layout(model, layout):
         if isinstance(w, torch.nn.Parameter) and w.dim() == 4 and w.shape[1] > 1 \
                 and w.shape[2] * w.shape[3] > 1:
             w.data = w.data.contiguous()
+        if type(module) is torch.nn.Conv2d and module.padding_mode == "zeros" \
+                and isinstance(module.padding, tuple):
+            module.__class__ = _cropping_conv_class()
     return model
+
+
+def live_taps(size: int, kernel: int, stride: int, padding: int, dilation: int):
+    """The kernel taps a zero-padded conv along one axis ever applies to a real input pixel,
+    as ``(first, last, padding)`` for the cropped kernel ``[first, last]`` that gives the same
+    output (same size, same values: the dropped taps only ever meet zero padding), or None
+    when no cropping applies."""
+    out = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    live = [t for t in range(kernel)
+            if any(0 <= o * stride - padding + t * dilation < size for o in range(out))]
+    if not live or (live[0] == 0 and live[-1] == kernel - 1):
+        return None
+    first, last = live[0], live[-1]
+    pad = padding - first * dilation
+    if pad < 0 or (size + 2 * pad - dilation * (last - first) - 1) // stride + 1 != out:
+        return None
+    return first, last, pad
+
+
+_CROPPING_CONV = None
+
+
+def _cropping_conv_class():
+    """An ``nn.Conv2d`` subclass (same parameters and state dict) whose forward drops the
+    kernel taps that only meet padding at the input size it gets: a 3x3 conv on a 1x1 map
+    becomes a 1x1 conv (9x less work, oneDNN's depthwise kernels are slowest exactly there),
+    a 3x3/2 conv on a 2x2 map a 2x2 one. Outputs and gradients are those of the full conv
+    (the dropped taps' gradients are exactly zero, as they are in the full conv)."""
+    global _CROPPING_CONV
+    if _CROPPING_CONV is None:
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class CroppingConv2d(nn.Conv2d):
+            _plans: dict
+
+            def _conv_forward(self, x, weight, bias):
+                plans = self.__dict__.setdefault("_plans", {})
+                key = (x.shape[-2], x.shape[-1])
+                plan = plans.get(key, False)
+                if plan is False:
+                    plan = plans[key] = self._plan(*key)
+                if plan is None:
+                    return super()._conv_forward(x, weight, bias)
+                (h0, h1, ph), (w0, w1, pw) = plan
+                return F.conv2d(x, weight[:, :, h0:h1 + 1, w0:w1 + 1], bias, self.stride,
+                                (ph, pw), self.dilation, self.groups)
+
+            def _plan(self, h, w):
+                axes = [live_taps(n, k, s, p, d) for n, k, s, p, d in
+                        zip((h, w), self.kernel_size, self.stride, self.padding, self.dilation)]
+                if axes == [None, None]:
+                    return None
+                return tuple(a if a is not None else (0, k - 1, p)
+                             for a, k, p in zip(axes, self.kernel_size, self.padding))
+
+        _CROPPING_CONV = CroppingConv2d
+    return _CROPPING_CONV
 
 
 def _loss(F, out, y, aux_weight: float, label_smoothing: float = 0.0):
