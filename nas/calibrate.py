@@ -270,7 +270,19 @@ def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Proto
         near = [r for r in finite if r["kendall"] >= best["kendall"] - tolerance]
         pick = min(near, key=lambda r: (r["seconds"], -r["kendall"]))
     ref_flat = [r for i in complete for r in ref_runs[i]]
+    per_arch = []
+    for i in range(len(archs)):
+        entry = {"arch": i}
+        for name, p, n in [("reference", reference, reference_seeds)] + \
+                [(c, p, seeds) for c, p in candidates.items()]:
+            got = [r for r in runs_of(i, p, n) if r]
+            ok = [r for r in got if not r.get("error")]
+            entry[name] = {"runs": len(got), "failed": len(got) - len(ok),
+                           "accuracy": [r["accuracy"] for r in ok],
+                           "val_loss": [r["val_loss"] for r in ok]}
+        per_arch.append(entry)
     return {"archs_total": len(archs), "archs_complete": len(complete), "rows": rows,
+            "per_arch": per_arch,
             "best": best and {k: best[k] for k in ("candidate", "signal", "kendall")},
             "recommended": pick and {k: pick[k] for k in ("candidate", "signal", "kendall", "seconds")},
             "reference": {"protocol": reference.to_dict(), "signal": reference_signal,
@@ -332,11 +344,21 @@ def render(summary: dict, config: dict, archs: list[dict]) -> str:
                      f"{rec['signal']}** (tau {rec['kendall']:+.3f}, {rec['seconds']:.1f} s per run).")
     else:
         lines.append("No recommendation: fewer than 3 architectures have every run done.")
-    lines += ["", "## Architectures", "", "| # | name | MACs (target) | params |", "|---:|---|---:|---|"]
+    names = [k for k in summary["per_arch"][0] if k != "arch"] if summary["per_arch"] else []
+    lines += ["", "## Architectures", "",
+              "Validation accuracy / cross-entropy of each run (seeds in order; '-' not run yet).", "",
+              "| # | name | MACs (target) | " + " | ".join(names) + " | params |",
+              "|---:|---|---:|" + "---|" * len(names) + "---|"]
     for i, a in enumerate(archs):
         mark = "" if i in summary["complete"] else " (incomplete)"
-        lines.append(f"| {i} | {a['name']}{mark} | {a['macs'] / 1e6:,.0f}M | "
-                     f"`{json.dumps(a['params'], sort_keys=True)}` |")
+        cells = []
+        for n in names:
+            e = summary["per_arch"][i][n]
+            runs = [f"{x:.3f}/{y:.3f}" for x, y in zip(e["accuracy"], e["val_loss"])]
+            runs += ["failed"] * e["failed"]
+            cells.append(", ".join(runs) or "-")
+        lines.append(f"| {i} | {a['name']}{mark} | {a['macs'] / 1e6:,.0f}M | " + " | ".join(cells)
+                     + f" | `{json.dumps(a['params'], sort_keys=True)}` |")
     return "\n".join(lines) + "\n"
 
 
@@ -371,7 +393,7 @@ def chart(summary: dict, path: Path) -> bool:
         if seed and sig == "val_loss":
             ax.scatter([r["seconds"] for r in rows if math.isfinite(r["seed_kendall"])], seed,
                        marker="x", color="grey", label="seed-to-seed tau (val_loss)")
-    ax.axhline(0.7, color="red", lw=0.8, ls="--")
+    ax.axhline(0.7, color="red", lw=0.8, ls="--", label="tau 0.7")
     ax.set_xlabel("seconds per training run")
     ax.set_ylabel("Kendall tau vs reference")
     ax.set_title(f"{summary['archs_complete']} architectures")
@@ -442,8 +464,10 @@ def _main(argv=None) -> int:
     budget = parse_budget(a.budget) if a.budget else None
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    archs = sample_archs(space, a.archs, budget, seed=a.sample_seed, include_seeds=not a.no_seed_nets)
-    (out / "archs.json").write_text(json.dumps(archs, indent=1))
+    request = {"space": space.name, "budget": budget, "archs": a.archs, "sample_seed": a.sample_seed,
+               "seed_nets": not a.no_seed_nets}
+    archs = _archs(out, request, lambda: sample_archs(space, a.archs, budget, seed=a.sample_seed,
+                                                      include_seeds=not a.no_seed_nets))
     jobs = plan(archs, candidates, reference, a.seeds, a.reference_seeds)
     if not a.report_only:
         execute(archs, jobs, out, workers=a.workers, threads=a.threads, device=a.device)
@@ -467,6 +491,19 @@ def _main(argv=None) -> int:
         print(f"recommended: {rec['candidate']} ranked by {rec['signal']} "
               f"(Kendall tau {rec['kendall']:+.3f} vs the reference, {rec['seconds']:.1f} s per run)")
     return 0
+
+
+def _archs(out: Path, request: dict, sample) -> list[dict]:
+    """The architectures of this folder's calibration: those saved in ``archs.json`` when the
+    request (space, budget, count, sample seed) is the same, so a resumed run keeps its
+    sample (and its runs' keys) even if sampling or hashing changed meanwhile."""
+    saved, asked = out / "archs.json", out / "request.json"
+    if saved.exists() and (not asked.exists() or json.loads(asked.read_text()) == request):
+        return json.loads(saved.read_text())
+    archs = sample()
+    saved.write_text(json.dumps(archs, indent=1))
+    asked.write_text(json.dumps(request))
+    return archs
 
 
 def _classes(p: Protocol) -> int:
