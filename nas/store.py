@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import math
-from urllib.parse import parse_qsl, urlencode
 
 from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text,
                         UniqueConstraint, create_engine, event, func, inspect, select)

@@ -77,18 +77,18 @@ def test_search_export_and_dashboard_agree_on_a_proxy_study(tmp_path):
 
     db = tmp_path / "p.db"
     store = TrialStore(db)
-    store.open_study("px", space="tiny", budget_macs=None, params_budget=None,
-                     objectives=["accuracy", "macs"], config={"proxy": "naswot"})
     from nas.zoo.resnet import resnet
 
-    for n, (score, macs) in enumerate([(600.0, 10), (700.0, 30), (650.0, 40)]):
-        g = resnet("basic", (1, 1), widths=(8, 8 * (n + 1)), groups=1, width_per_group=32,
-                   input_shape=(3, 16, 16),
-                   num_classes=10, name=f"t{n}")
-        slot = store.claim("px", None, "w:1")
-        store.start(slot, n, params={"w": n}, genotype=g.to_json(),
-                    genotype_hash=g.canonical_hash(), target_macs=macs, target_params=1)
-        store.finish(slot, "COMPLETE", proxy_score=score)
+    for study in ("px", "py"):
+        store.open_study(study, space="tiny", budget_macs=None, params_budget=None,
+                         objectives=["accuracy", "macs"], config={"proxy": "naswot"})
+        for n, (score, macs) in enumerate([(600.0, 10), (700.0, 30), (650.0, 40)]):
+            g = resnet("basic", (1, 1), widths=(8, 8 * (n + 1)), groups=1, width_per_group=32,
+                       input_shape=(3, 16, 16), num_classes=10, name=f"t{n}")
+            slot = store.claim(study, None, "w:1")
+            store.start(slot, n, params={"w": n}, genotype=g.to_json(),
+                        genotype_hash=g.canonical_hash(), target_macs=macs, target_params=1)
+            store.finish(slot, "COMPLETE", proxy_score=score)
     trials = store.trials("px")
     store.close()
     assert select_trial(str(db), "px", None)["number"] == 1
@@ -97,6 +97,9 @@ def test_search_export_and_dashboard_agree_on_a_proxy_study(tmp_path):
     assert "No finished trials yet" not in html
     assert "Pareto fronts" in html and "naswot (maximize)" in html
     assert "Naswot vs MACs (target spec): 2 of 3 non-dominated" in html
+    both = render(str(db), None, tmp_path / "both.html").read_text()
+    assert both.count("naswot (maximize)") == 2
+    assert "error EDFs" not in both          # error = 1 - accuracy: proxy studies have none
 
 
 @pytest.mark.parametrize("metric, best, hv", [

@@ -354,6 +354,10 @@ def _trials_table(trials: list[dict]) -> str:
 
 
 def _edf_section(page: Page, studies: Sequence[tuple[dict, list[dict]]]) -> None:
+    # error = 1 - accuracy: studies ranked by a proxy score have no error to compare
+    studies = [(s, trials) for s, trials in studies if C.finished(trials, C.Q.ACCURACY)]
+    if not studies:
+        return
     kinds = {s["name"]: C.sample_kind(s, trials) for s, trials in studies}
     groups = {f"{s['name']} [{s.get('space')}; "
               f"{'random sample' if kinds[s['name']]['unbiased'] else 'BIASED sample'}]":
