@@ -318,12 +318,21 @@ def load_factory(spec: str):
     return model
 
 
+#: Largest genotype JSON read (DenseNet-201 is ~0.2 MB).
+MAX_GENOTYPE_BYTES = 64 << 20
+
+
 def read_genotype(path) -> Genotype:
     """A genotype JSON file (as written by ``python -m nas.zoo import``/``export``), validated."""
     from pathlib import Path
 
     p = Path(path)
     try:
+        if not p.is_file():  # a FIFO or a device such as /dev/zero would never end
+            raise GenotypeError(f"cannot read genotype file {str(p)!r}: not a regular file")
+        if p.stat().st_size > MAX_GENOTYPE_BYTES:
+            raise GenotypeError(f"cannot read genotype file {str(p)!r}: larger than "
+                                f"{MAX_GENOTYPE_BYTES >> 20} MB (a genotype JSON is a few MB)")
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise GenotypeError(f"cannot read genotype file {str(p)!r}: {e}") from None

@@ -469,6 +469,7 @@ def test_cli_import_show_export(tmp_path, monkeypatch, capsys):
     (["import", "json:dumps", "-o", "x.json"], "calling json:dumps() failed"),
     (["import", "torch.nn:Identity", "--input-shape", "3,x", "-o", "x.json"], "input shape"),
     (["show", "missing.json"], "cannot read genotype file"),
+    (["show", "/dev/zero"], "not a regular file"),
 ])
 def test_cli_bad_inputs_are_one_line_exit_2(argv, words, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -545,7 +546,7 @@ def test_an_imported_network_is_a_checked_seed_of_a_space(tmp_path):
         load_space(tmp_path / "space.yaml")
     data["seeds"][0]["genotype"] = "missing.json"
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(data))
-    with pytest.raises(SpaceError, match="cannot read genotype file"):
+    with pytest.raises(SpaceError, match="missing.json is not a file"):
         load_space(tmp_path / "space.yaml")
 
 

@@ -93,7 +93,8 @@ def _rf(size, jump) -> list[str]:
 
 
 def _is_file(name: str) -> bool:
-    return name.endswith(".json") or Path(name).is_file()
+    """Whether ``name`` means a genotype file (zoo names have no '/' and no '.json')."""
+    return name.endswith(".json") or "/" in name or Path(name).exists()
 
 
 def _genotype(name: str) -> Genotype:
