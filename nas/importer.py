@@ -199,6 +199,7 @@ def from_module(model, input_shape, name: str | None = None) -> Genotype:
     root = model
     if isinstance(model, AuxNet):  # a compiled net with aux heads: its training graph
         root = model._train_graph
+    _check_hooks(root)
     modes = {m: m.training for m in root.modules()}
     root.train()
     try:
@@ -212,6 +213,23 @@ def from_module(model, input_shape, name: str | None = None) -> Genotype:
     finally:
         for m, mode in modes.items():
             m.train(mode)
+
+
+def _check_hooks(root) -> None:
+    """Hooks and parametrizations change what a module computes (weight_norm recomputes the
+    weight in a pre-hook) but torch.fx does not run them: refused, never ignored."""
+    for path, m in root.named_modules():
+        what = None
+        if m._forward_pre_hooks or m._forward_hooks:
+            what = "forward hooks (e.g. torch.nn.utils.weight_norm, spectral_norm)"
+        elif getattr(m, "parametrizations", None):
+            what = "parametrized weights (torch.nn.utils.parametrize)"
+        if what:
+            raise GenotypeError(
+                f"cannot import module {path or '(top)'!r} ({type(m).__name__}): it has {what}, "
+                "which tracing does not follow; remove them first (remove_weight_norm, "
+                "parametrize.remove_parametrizations(..., leave_parametrized=True)) or import "
+                "the module without them")
 
 
 def _check_dropout(root, graph) -> None:

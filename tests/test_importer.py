@@ -696,3 +696,13 @@ def test_squeeze_unsqueeze_and_view_chains_that_end_in_a_registry_shape():
             return F.adaptive_avg_pool2d(x, 1).squeeze()
 
     assert "also drops the batch dimension" in _message(BareSqueeze())
+
+
+def test_hooks_and_parametrizations_are_refused_not_ignored():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
+    handle = model[0].register_forward_hook(lambda m, i, o: o * 2)
+    assert "module '0' (Conv2d): it has forward hooks" in _message(model)
+    handle.remove()
+    assert from_module(model, (3, 8, 8)).output
+    torch.nn.utils.parametrizations.weight_norm(model[0])
+    assert "parametrized weights" in _message(model)
