@@ -142,7 +142,8 @@ SPACE_FILES = {  # name -> (file content (str or bytes), words the one line must
 
 
 # ---------------------------------------------------------------- CLI cases
-SEARCH = ["--space", "resnet_like", "--budget", "2GFLOPs", "--workers", "1", "--study", STUDY]
+SEARCH = ["--space", "resnet_like", "--budget", "2GFLOPs", "--workers", "1", "--study", STUDY,
+          "--storage", "DB"]
 CASES = {  # id -> (cli, argv with DB for the database path, words the one line must contain)
     # nas.search: flag values (issue 13's tracebacks and exit-0 runs among them)
     "search seed -1": ("search", [*SEARCH, "--seed", "-1"], "--seed"),
@@ -184,6 +185,8 @@ CASES = {  # id -> (cli, argv with DB for the database path, words the one line 
     "search space typo": ("search", ["--space", "resnet_lik", "--workers", "1"], "did you mean resnet_like"),
     "search no space": ("search", ["--budget", "2GFLOPs"], "required: --space"),
     "search unknown flag": ("search", [*SEARCH, "--bogus"], "unrecognized arguments: --bogus"),
+    "search default storage, dataset typo": ("search", ["--space", "resnet_like", "--dataset", "mnsit"],
+                                             "unknown dataset"),   # and no nas.db in the folder
     "search budget below cheapest": ("search", [*SEARCH[:2], "--budget", "1KFLOPs", "--workers", "1"],
                                      "cheapest architecture"),
     # nas.spaces
