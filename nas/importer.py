@@ -435,6 +435,8 @@ class _Importer:
         self.env: dict[Any, Any] = {}
         self.calls: dict[str, int] = {}
         self.renamed: dict[str, str] = {}
+        self.next_k: dict[str, int] = {}        # next free suffix per name stem
+        self.by_storage: dict[int, list] = {}   # storage -> fx nodes whose value lives there
         self.reserved = {n for n, _ in root.named_modules() if n}
         self.node = None  # the fx node being mapped
         self.input_shape = input_shape
@@ -460,6 +462,7 @@ class _Importer:
             if n.op == "placeholder":
                 self.env[n] = self._add(self._fresh("input"), "input", [],
                                         shape=list(self.input_shape))
+                self.by_storage[self.env[n].storage] = [n]
                 self.input_id = self.env[n].node
             elif n.op == "output":
                 return self._finish(n)
@@ -469,9 +472,11 @@ class _Importer:
                            "nn.BatchNorm2d) and call that module instead")
             else:
                 try:
-                    self.env[n] = self._map(n)
+                    self.env[n] = value = self._map(n)
                 except _Fail as f:
                     self._fail(f.why, f.hint)
+                if isinstance(value, _T):
+                    self.by_storage.setdefault(value.storage, []).append(n)
         raise GenotypeError(f"cannot import {self.name}: the traced graph has no output")
 
     def _live(self, nodes) -> set:
@@ -563,9 +568,10 @@ class _Importer:
             return exact
         stem = exact if exact is not None else ".".join(p for p in (self._scope(), base) if p)
         stem = re.sub(r"[^A-Za-z0-9_.]", "_", stem)
-        for k in itertools.count():
+        for k in itertools.count(self.next_k.get(stem, 0)):
             nid = stem if k == 0 else f"{stem}_{k}"
             if nid not in self.graph and nid not in self.reserved:
+                self.next_k[stem] = k + 1
                 return nid
         raise AssertionError  # pragma: no cover
 
@@ -673,15 +679,20 @@ class _Importer:
         result = _T(result.node, x.storage)
         order = self.order
         here = order[self.node]
-        for k, v in list(self.env.items()):
-            if not isinstance(v, _T) or v.storage != x.storage:
+        later = []  # names of this storage still read after this call (the others are done)
+        for k in self.by_storage.get(x.storage, []):
+            v = self.env[k]
+            if (not isinstance(v, _T) or v.storage != x.storage
+                    or not any(order.get(u, -1) > here for u in k.users)):
                 continue
+            later.append(k)
             if self.shapes[v.node] == self.shapes[x.node]:
                 self.env[k] = result
-            elif any(order.get(u, -1) > here for u in k.users):
+            else:
                 self._fail("writes in place into a tensor that a view of another shape "
                            "(flatten/view/split) shares and that is used later",
                            "use the out-of-place form (inplace=False)")
+        self.by_storage[x.storage] = later
         return result
 
 
