@@ -84,18 +84,20 @@ def basic_block(b: GraphBuilder, x: str, out: int, stride: int = 1, *, se: int |
 
 
 def bottleneck(b: GraphBuilder, x: str, width: int, out: int, stride: int = 1, *,
-               groups: int = 1, se: int | None = None, stride_on_1x1: bool = False) -> str:
+               groups: int = 1, se: int | None = None, stride_on_1x1: bool = False,
+               se_name: str = "se") -> str:
     """ResNet bottleneck 1x1 -> 3x3 (grouped for ResNeXt) -> 1x1 with a residual.
 
     The stride sits on the 3x3 conv (torchvision's "v1.5") unless ``stride_on_1x1``
-    (the paper's v1). ``se``: squeeze width of an SE module before the addition.
+    (the paper's v1). ``se``: squeeze width of an SE module (named ``se_name``) before the
+    addition.
     """
     s1, s3 = (stride, 1) if stride_on_1x1 else (1, stride)
     y = conv_bn_act(b, x, width, 1, s1, suffix="1")
     y = conv_bn_act(b, y, width, 3, s3, groups=groups, suffix="2")
     y = conv_bn_act(b, y, out, 1, act=None, suffix="3", zero_init=True)
     if se:
-        y = squeeze_excitation(b, y, se)
+        y = squeeze_excitation(b, y, se, name=se_name)
     shortcut = _shortcut(b, x, out, stride)
     y = b.node("add", "add", [y, shortcut])
     return b.node("relu", "relu", [y])

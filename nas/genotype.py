@@ -28,7 +28,7 @@ FORMAT = "nas-genotype/1"
 MAX_NESTING = 64
 #: Largest integer magnitude in ``meta`` and ``attrs`` (64-bit, as stores hold them).
 MAX_INT = 2**63 - 1
-_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")  # '-': torchvision's block1-0
 
 
 @dataclass(eq=False)
@@ -147,7 +147,7 @@ class Genotype:
         src = self._find_input()
         for n, d in g.nodes(data=True):
             if not isinstance(n, str) or not _NAME.match(n):
-                raise GenotypeError("node ids are dotted names of letters, digits and '_' "
+                raise GenotypeError("node ids are dotted names of letters, digits, '_' and '-' "
                                     "(e.g. 'layer1.0.conv1'); rename it", n)
             if d.get("op") not in OPS:
                 raise GenotypeError(OPS.miss_message(d.get("op")), n)

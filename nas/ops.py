@@ -72,10 +72,13 @@ _VALID = {
     "optional_pair": lambda v: v is None or _is_pair(v),
     "shape": lambda v: isinstance(v, (list, tuple)) and len(v) in (1, 3)
     and all(_is_int(x) and x >= 1 for x in v),
+    "floats": lambda v: isinstance(v, (list, tuple)) and len(v) >= 1
+    and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v),
 }
 _EXPECTED = {"pair": "an int or a list of two ints", "optional_int": "an int or null",
              "optional_pair": "an int, a list of two ints, or null",
-             "shape": "a list [C, H, W] (or [F]) of positive ints"}
+             "shape": "a list [C, H, W] (or [F]) of positive ints",
+             "floats": "a non-empty list of finite numbers"}
 
 
 def pair(v: int | list | tuple) -> tuple[int, int]:
@@ -330,6 +333,36 @@ def _dropout_torch(a, ins, inplace):
 
 op(OpSpec("dropout", "Dropout (active in training mode only).",
           (Attr("p", "float", 0.5, minimum=0, maximum=1),), _unary, _dropout_torch))
+
+
+def _affine_shape(a, ins):
+    c, _, _ = _feature_map(ins[0], "channel_affine")
+    if not len(a["scale"]) == len(a["shift"]) == c:
+        raise OpError(f"channel_affine has {len(a['scale'])} scales and {len(a['shift'])} shifts "
+                      f"for an input of {c} channels; give one scale and one shift per channel "
+                      "(a zoo net with torchvision's transform_input expects 3-channel RGB input)")
+    return ins[0]
+
+
+def channel_affine(x, scale: list[float], shift: list[float]):
+    """``x[:, c] * scale[c] + shift[c]`` for every channel c, written as torchvision's
+    GoogLeNet/Inception-v3 ``_transform_input`` writes it (so results are bit-identical)."""
+    import torch
+
+    return torch.cat([torch.unsqueeze(x[:, i], 1) * scale[i] + shift[i]
+                      for i in range(len(scale))], 1)
+
+
+def _affine_torch(a, ins, inplace):
+    return Call(channel_affine, args=([float(v) for v in a["scale"]],
+                                      [float(v) for v in a["shift"]]))
+
+
+op(OpSpec("channel_affine", "Per-channel x * scale + shift on the input (torchvision's "
+          "GoogLeNet/Inception-v3 transform_input, which re-normalises ImageNet-normalised "
+          "input to [-1, 1]). No parameters; no MACs: MACs count conv and linear layers only, "
+          "as FlopCounterMode, which does not count element-wise ops.",
+          (Attr("scale", "floats"), Attr("shift", "floats")), _affine_shape, _affine_torch))
 
 
 # ---------------------------------------------------------------- activations

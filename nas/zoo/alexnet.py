@@ -77,7 +77,9 @@ def alexnet(layers=TORCHVISION, *, input_shape=(3, 224, 224), num_classes: int =
 
 
 @entry("alexnet", "alexnet", TV, published_params=61_100_840, published_macs=714_000_000,
-       exact=True, top1=56.522, note="torchvision's one-tower variant (64-192-384-256-256), no LRN")
+       exact=True, top1=56.522, note="torchvision's one-tower variant (64-192-384-256-256), no LRN",
+       twins=("torchvision:alexnet",))
+
 def alexnet_tv() -> Genotype:
     """torchvision's AlexNet."""
     return alexnet()

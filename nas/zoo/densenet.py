@@ -38,21 +38,27 @@ def densenet(block_config=(6, 12, 24, 16), *, growth_rate: int = 32, num_init_fe
 
 @entry("densenet121", "densenet", TV, published_params=7_978_856, published_macs=2_834_000_000,
        exact=True, top1=74.434, note="k=32, blocks 6-12-24-16; the paper gives ~8.0M params, "
-                                     "~2.9G MACs")
+                                     "~2.9G MACs",
+       twins=("torchvision:densenet121",))
+
 def densenet121() -> Genotype:
     """DenseNet-121."""
     return densenet((6, 12, 24, 16), name="densenet121")
 
 
 @entry("densenet169", "densenet", TV, published_params=14_149_480, published_macs=3_360_000_000,
-       exact=True, top1=75.600, note="k=32, blocks 6-12-32-32")
+       exact=True, top1=75.600, note="k=32, blocks 6-12-32-32",
+       twins=("torchvision:densenet169",))
+
 def densenet169() -> Genotype:
     """DenseNet-169."""
     return densenet((6, 12, 32, 32), name="densenet169")
 
 
 @entry("densenet201", "densenet", TV, published_params=20_013_928, published_macs=4_291_000_000,
-       exact=True, top1=76.896, note="k=32, blocks 6-12-48-32")
+       exact=True, top1=76.896, note="k=32, blocks 6-12-48-32",
+       twins=("torchvision:densenet201",))
+
 def densenet201() -> Genotype:
     """DenseNet-201."""
     return densenet((6, 12, 48, 32), name="densenet201")

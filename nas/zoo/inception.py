@@ -7,10 +7,18 @@ six widths (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj). Two variants
 - ``googlenet_paper``: the paper's: 5x5 branches, biased convs, no BN, LRN after the first
   pool and after conv 3x3, 3x3/2 pools, 7x7 average pool, dropout 40%.
 Auxiliary heads (after 4a and 4d) are an argument, off by default: they exist only in
-training, so their parameters count and their MACs do not.
+training, so their parameters count and their MACs do not. In training mode the compiled
+net returns ``(main, aux2, aux1)``, torchvision's order.
 
 Inception-v3 is torchvision's, built with its auxiliary head (torchvision's documented
 parameter count includes it).
+
+torchvision's pretrained GoogLeNet and Inception-v3 are built with ``transform_input=True``:
+they take ImageNet-normalised input and re-normalise it to the [-1, 1] scaling the Google
+weights were trained with, channel by channel. The ``googlenet`` and ``inception_v3``
+entries carry that step as their first node (``transform_input``, a ``channel_affine`` op:
+no parameters and no MACs, as FlopCounterMode counts it), so a torchvision checkpoint gives
+torchvision's answers.
 """
 from __future__ import annotations
 
@@ -40,6 +48,16 @@ AUX_AFTER = ("4a", "4d")
 # AlexNet's LRN (the paper gives no parameters): alpha 1e-4 per sum, and torch divides by n
 LRN = dict(size=5, alpha=5e-4, beta=0.75, k=2.0)
 BN_EPS = 1e-3  # torchvision's BasicConv2d
+# torchvision's _transform_input: x[:, c] * (std[c] / 0.5) + (mean[c] - 0.5) / 0.5
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def transform_input(b: GraphBuilder, x: str) -> str:
+    """torchvision's ``transform_input``: ImageNet-normalised input re-normalised to the
+    mean 0.5 / std 0.5 scaling of the Google weights, as one ``channel_affine`` node."""
+    return b.node("transform_input", "channel_affine", [x],
+                  scale=[s / 0.5 for s in IMAGENET_STD],
+                  shift=[(m - 0.5) / 0.5 for m in IMAGENET_MEAN])
 
 
 def _basic_conv(b: GraphBuilder, x: str, scope: str, out: int, kernel, stride: int = 1,
@@ -99,12 +117,15 @@ def _inception_paper(b: GraphBuilder, x: str, *widths) -> str:
     return blocks.inception_module(b, x, *widths, kernel5=5, bn=False)
 
 
-def googlenet(*, paper: bool = False, aux: bool = False, num_classes: int = 1000,
-              input_shape=(3, 224, 224), table=GOOGLENET, name: str | None = None) -> Genotype:
+def googlenet(*, paper: bool = False, aux: bool = False, transform: bool = False,
+              num_classes: int = 1000, input_shape=(3, 224, 224), table=GOOGLENET,
+              name: str | None = None) -> Genotype:
     """GoogLeNet: torchvision's variant, or the paper's (``paper=True``); ``aux`` adds the
-    two auxiliary classifiers (returned after the main output in training mode)."""
+    two auxiliary classifiers (returned after the main output in training mode, aux2 before
+    aux1 as torchvision returns them); ``transform`` adds torchvision's transform_input."""
     b = GraphBuilder(input_shape, name or ("googlenet_paper" if paper else "googlenet"))
-    x = (_stem_paper if paper else _stem_tv)(b, b.input)
+    x = transform_input(b, b.input) if transform else b.input
+    x = (_stem_paper if paper else _stem_tv)(b, x)
     module = _inception_paper if paper else _inception_tv
     aux_head = _aux_paper if paper else _aux_tv
     pools, heads = 2, []
@@ -123,16 +144,19 @@ def googlenet(*, paper: bool = False, aux: bool = False, num_classes: int = 1000
     x = b.node("avgpool", "avgpool", [x], kernel=7, stride=1) if paper else b.node("avgpool", "gap", [x])
     x = b.node("dropout", "dropout", [b.node("flatten", "flatten", [x])], p=0.4 if paper else 0.2)
     y = b.node("fc", "linear", [x], out_features=num_classes)
+    heads = heads[::-1]  # torchvision returns (logits, aux2, aux1)
     return b.build(y, aux_outputs=heads, classifiers=[y, *heads], meta={"family": "inception"})
 
 
 @entry("googlenet", "inception", TV, published_params=6_624_904, published_macs=1_498_000_000,
        exact=True, top1=69.778,
-       note="torchvision's variant: 3x3 convs where the paper's 5x5 branch is, BN, no aux heads "
-            "(googlenet(aux=True) adds them: 13,004,888 params, as torchvision's aux_logits=True)")
+       twins=("torchvision:googlenet(aux_logits=False, transform_input=True, init_weights=False)",),
+       note="torchvision's pretrained build: transform_input (0 params, 0 MACs), 3x3 convs where "
+            "the paper's 5x5 branch is, BN, no aux heads (googlenet(aux=True) adds them: "
+            "13,004,888 params, as torchvision's aux_logits=True)")
 def googlenet_tv() -> Genotype:
-    """torchvision's GoogLeNet (no auxiliary heads)."""
-    return googlenet()
+    """torchvision's pretrained GoogLeNet: transform_input, no auxiliary heads."""
+    return googlenet(transform=True)
 
 
 @entry("googlenet_paper", "inception", PAPER, published_params=6_797_700,
@@ -238,11 +262,12 @@ def _aux_v3(b: GraphBuilder, x: str, num_classes: int) -> str:
     return b.node("fc", "linear", [y], out_features=num_classes)
 
 
-def inception_v3(*, aux: bool = True, num_classes: int = 1000, input_shape=(3, 299, 299),
-                 dropout: float = 0.5, table=INCEPTION_V3) -> Genotype:
-    """Inception-v3 as torchvision builds it, with its auxiliary head unless ``aux=False``."""
+def inception_v3(*, aux: bool = True, transform: bool = True, num_classes: int = 1000,
+                 input_shape=(3, 299, 299), dropout: float = 0.5, table=INCEPTION_V3) -> Genotype:
+    """Inception-v3 as torchvision builds it, with its auxiliary head unless ``aux=False``
+    and torchvision's transform_input (its pretrained build's) unless ``transform=False``."""
     b = GraphBuilder(input_shape, "inception_v3")
-    x, heads = b.input, []
+    x, heads = (transform_input(b, b.input) if transform else b.input), []
     for row in table:
         if row == "AuxLogits":
             if aux:
@@ -262,8 +287,10 @@ def inception_v3(*, aux: bool = True, num_classes: int = 1000, input_shape=(3, 2
 
 @entry("inception_v3", "inception", TV, input_shape=(3, 299, 299), published_params=27_161_264,
        published_macs=5_713_000_000, exact=True, top1=77.294,
-       note="torchvision's build at 3x299x299 with its auxiliary head: the head's 3,326,696 params "
-            "count (as in torchvision's figure), its MACs do not (it runs only in training)")
+       twins=("torchvision:inception_v3(aux_logits=True, transform_input=True, init_weights=False)",),
+       note="torchvision's pretrained build at 3x299x299: transform_input (0 params, 0 MACs) and "
+            "the auxiliary head, whose 3,326,696 params count (as in torchvision's figure) and "
+            "whose MACs do not (it runs only in training)")
 def inception_v3_entry() -> Genotype:
     """Inception-v3 with its auxiliary head."""
     return inception_v3()

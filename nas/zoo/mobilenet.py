@@ -2,7 +2,13 @@
 
 v1 reads like Table 1 of its paper (a 3x3/2 conv, then depthwise-separable layers); v2 like
 Table 2 of its paper (rows t, c, n, s: expansion, channels, repeats, first stride) with
-torchvision's channel rounding, so ``mobilenet_v2`` is torchvision's network exactly.
+torchvision's channel rounding, so ``mobilenet_v2`` is torchvision's network exactly, under
+torchvision's names (``features.0.0``, ``features.2.conv.1.0``, ``classifier.1``); timm's
+``mobilenetv2_100`` etc. are the same networks and load through
+``nas.zoo.load_weights(model, state_dict, source="timm")``.
+
+(timm's ``mobilenetv1_100`` is not a twin of ``mobilenet_v1``: it uses ReLU6 where the
+paper uses ReLU.)
 """
 from __future__ import annotations
 
@@ -51,18 +57,45 @@ def mobilenet_v2(width: float = 1.0, *, num_classes: int = 1000, input_shape=(3,
     the last 1x1 conv keeps 1280 channels for widths below 1, as torchvision does)."""
     b = GraphBuilder(input_shape, name or f"mobilenet_v2_{width}")
     with b.scope("features.0"):
-        x = blocks.conv_bn_act(b, b.input, make_divisible(32 * width), 3, 2, act="relu6")
+        x = _conv_bn_relu6(b, b.input, make_divisible(32 * width), 3, 2)
     i = 1
     for t, c, n, s in V2_ROWS:
         for j in range(n):
             with b.scope(f"features.{i}"):
-                x = blocks.inverted_residual(b, x, make_divisible(c * width), s if j == 0 else 1,
-                                             expand=t)
+                x = _inverted_residual(b, x, make_divisible(c * width), s if j == 0 else 1, t)
             i += 1
     with b.scope(f"features.{i}"):
-        x = blocks.conv_bn_act(b, x, make_divisible(1280 * max(1.0, width)), 1, act="relu6")
-    y = blocks.classifier(b, x, num_classes, dropout=dropout, name="classifier")
+        x = _conv_bn_relu6(b, x, make_divisible(1280 * max(1.0, width)), 1)
+    y = b.node("flatten", "flatten", [b.node("avgpool", "gap", [x])])
+    with b.scope("classifier"):
+        y = b.node("1", "linear", [b.node("0", "dropout", [y], p=dropout)],
+                   out_features=num_classes)
     return b.build(y, classifiers=[y], meta={"family": "mobilenet_v2", "width": width})
+
+
+def _conv_bn_relu6(b: GraphBuilder, x: str, out: int, kernel: int, stride: int = 1,
+                   groups: int = 1) -> str:
+    """torchvision's Conv2dNormActivation: nodes ``0`` (conv), ``1`` (BN), ``2`` (ReLU6)."""
+    x = blocks.conv(b, x, out, kernel, stride, groups=groups, name="0")
+    return b.node("2", "relu6", [b.node("1", "bn", [x])])
+
+
+def _inverted_residual(b: GraphBuilder, x: str, out: int, stride: int, expand: int) -> str:
+    """torchvision's InvertedResidual: ``conv.0`` 1x1 expand (when t > 1), then the 3x3
+    depthwise, the 1x1 linear projection and its BN as the next indices of ``conv``;
+    a residual when the shape is kept."""
+    c = b.channels(x)
+    hidden = int(round(c * expand))
+    y, i = x, 0
+    with b.scope("conv"):
+        if expand != 1:
+            with b.scope(str(i)):
+                y = _conv_bn_relu6(b, y, hidden, 1)
+            i += 1
+        with b.scope(str(i)):
+            y = _conv_bn_relu6(b, y, hidden, 3, stride, groups=hidden)
+        y = b.node(str(i + 2), "bn", [blocks.conv(b, y, out, 1, name=str(i + 1))])
+    return b.node("add", "add", [x, y]) if stride == 1 and c == out else y
 
 
 def _register(name: str, build, source: str, **figures) -> None:
@@ -87,7 +120,8 @@ for _w, (_p, _m) in V1_TABLE.items():
 
 
 @entry("mobilenet_v2", "mobilenet_v2", TV, published_params=3_504_872, published_macs=301_000_000,
-       exact=True, top1=71.878, note=f"width 1.0; {V2_PAPER} gives 3.4M params / 300M MACs")
+       exact=True, top1=71.878, note=f"width 1.0; {V2_PAPER} gives 3.4M params / 300M MACs",
+       twins=("torchvision:mobilenet_v2", "timm:mobilenetv2_100"))
 def mobilenet_v2_x1_0() -> Genotype:
     """MobileNet v2 at width 1.0 (torchvision's mobilenet_v2)."""
     return mobilenet_v2(1.0, name="mobilenet_v2")
@@ -100,7 +134,8 @@ def _v2(width: float):
     return build
 
 
-for _w in (0.5, 0.75, 1.4):
+for _w, _timm in ((0.5, "mobilenetv2_050"), (0.75, "mobilenetv2_075"), (1.4, "mobilenetv2_140")):
     _register(f"mobilenet_v2_x{str(_w).replace('.', '_')}", _v2(_w),
               "width-multiplier variant of " + V2_PAPER, family="mobilenet_v2",
-              note="no published figures in the reference table")
+              note="no published figures in the reference table",
+              twins=(f"torchvision:mobilenet_v2(width_mult={_w})", f"timm:{_timm}"))

@@ -57,7 +57,9 @@ def squeezenet(version: str = "1_0", *, num_classes: int = 1000, input_shape=(3,
 
 
 @entry("squeezenet1_0", "squeezenet", TV, published_params=1_248_424, published_macs=819_000_000,
-       exact=True, top1=58.092, note="Iandola et al. 2016, Table 1 (1,248,424 params there too)")
+       exact=True, top1=58.092, note="Iandola et al. 2016, Table 1 (1,248,424 params there too)",
+       twins=("torchvision:squeezenet1_0",))
+
 def squeezenet1_0() -> Genotype:
     """SqueezeNet 1.0."""
     return squeezenet("1_0")
@@ -65,7 +67,9 @@ def squeezenet1_0() -> Genotype:
 
 @entry("squeezenet1_1", "squeezenet", TV, published_params=1_235_496, published_macs=349_000_000,
        exact=True, top1=58.178,
-       note="SqueezeNet 1.1 (3x3/64 stem, earlier pools): 2.4x fewer MACs than 1.0")
+       note="SqueezeNet 1.1 (3x3/64 stem, earlier pools): 2.4x fewer MACs than 1.0",
+       twins=("torchvision:squeezenet1_1",))
+
 def squeezenet1_1() -> Genotype:
     """SqueezeNet 1.1."""
     return squeezenet("1_1")

@@ -62,7 +62,7 @@ def vgg(config: str, *, batch_norm: bool = False, num_classes: int = 1000,
 def _tv_entry(name: str, config: str, batch_norm: bool, params: int, gmacs: float, top1: float,
               note: str = ""):
     @entry(name, "vgg", TV, published_params=params, published_macs=round(gmacs * 1e9),
-           exact=True, top1=top1, note=note or f"config {config}" + (" with BN after each conv"
+           exact=True, top1=top1, twins=(f"torchvision:{name}",), note=note or f"config {config}" + (" with BN after each conv"
                                                                      if batch_norm else ""))
     def build() -> Genotype:
         return vgg(config, batch_norm=batch_norm, name=name)

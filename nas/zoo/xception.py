@@ -5,7 +5,10 @@ max pool, with a strided 1x1 projection on the shortcut. Middle flow: eight resi
 blocks of three separable 728-wide convs. Exit flow: one more downsampling block, two
 separable convs (1536, 2048), global pool, fc. Every conv is bias-free and followed by BN;
 the separable convs have no BN or ReLU between their depthwise and pointwise parts.
-Names follow the common PyTorch port (``block1.skip``, ``conv3``, ``bn4``).
+Node names are those of the common PyTorch port (Cadene's, kept by timm as
+``legacy_xception``): ``block1.skip``, ``block1.skipbn``, ``block2.rep.1.conv1`` (the
+depthwise part of a separable conv), ``block2.rep.1.pointwise``, ``block2.rep.2`` (its BN),
+``conv3.conv1``, ``bn4``, ``fc``; a timm ``legacy_xception`` checkpoint loads as it is.
 """
 from __future__ import annotations
 
@@ -26,22 +29,28 @@ STEM = (32, 64)
 TAIL = (1536, 2048)
 
 
-def _sep_bn(b: GraphBuilder, x: str, out: int, i: int) -> str:
-    with b.scope(f"sepconv{i}"):
-        y = blocks.separable_conv(b, x, out)
-    return b.node(f"bn{i}", "bn", [y])
+def _separable(b: GraphBuilder, x: str, out: int) -> str:
+    """The port's SeparableConv2d: ``conv1`` (3x3 depthwise), ``pointwise`` (1x1)."""
+    return blocks.conv(b, blocks.dwconv(b, x, 3, name="conv1"), out, 1, name="pointwise")
 
 
 def _block(b: GraphBuilder, x: str, widths, downsample: bool, pre_relu: bool) -> str:
-    """A residual Xception block: [ReLU] sep-BN (ReLU sep-BN)... [max pool] + shortcut."""
-    y = x
-    for i, width in enumerate(widths, 1):
-        if i > 1 or pre_relu:
-            y = b.node(f"relu{i}", "relu", [y])
-        y = _sep_bn(b, y, width, i)
+    """A residual Xception block: [ReLU] sep-BN (ReLU sep-BN)... [max pool] + shortcut,
+    its layers numbered like the port's ``rep`` Sequential."""
+    y, k = x, 0
+    with b.scope("rep"):
+        for i, width in enumerate(widths):
+            if i > 0 or pre_relu:
+                y = b.node(str(k), "relu", [y])
+                k += 1
+            with b.scope(str(k)):
+                y = _separable(b, y, width)
+            y = b.node(str(k + 1), "bn", [y])
+            k += 2
+        if downsample:
+            y = b.node(str(k), "maxpool", [y], kernel=3, stride=2, padding=1)
     if not downsample:
         return b.node("add", "add", [y, x])
-    y = b.node("pool", "maxpool", [y], kernel=3, stride=2, padding=1)
     s = b.node("skipbn", "bn", [blocks.conv(b, x, widths[-1], 1, 2, name="skip")])
     return b.node("add", "add", [y, s])
 
@@ -57,13 +66,14 @@ def xception(*, num_classes: int = 1000, input_shape=(3, 299, 299), flows=FLOWS)
             x = _block(b, x, widths, downsample, pre_relu=i > 1)
     for i, width in enumerate(TAIL, len(STEM) + 1):
         with b.scope(f"conv{i}"):
-            x = blocks.separable_conv(b, x, width)
+            x = _separable(b, x, width)
         x = b.node(f"relu{i}", "relu", [b.node(f"bn{i}", "bn", [x])])
     y = blocks.classifier(b, x, num_classes)
     return b.build(y, classifiers=[y], meta={"family": "xception"})
 
 
 @entry("xception", "xception", PAPER, input_shape=(3, 299, 299), published_params=22_855_952,
+       twins=("timm:legacy_xception",),
        note="Table 3 gives 22,855,952 params (the Keras model's trainable weights; BN running "
             "statistics excluded). The paper gives no MACs. Keras pads 'same' asymmetrically "
             "on even maps where torch pads symmetrically: same sizes, same counts")
