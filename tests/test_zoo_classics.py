@@ -124,38 +124,7 @@ def test_forward_backward_native_input(name):
     forward_backward(zoo.build(name))
 
 
-# ---------------------------------------------------------------- torchvision names
-# (key, shape) pairs read off torchvision's state dicts: ours must be loadable as is.
-TORCHVISION_KEYS = {
-    "alexnet": [("features.0.weight", (64, 3, 11, 11)), ("features.10.bias", (256,)),
-                ("classifier.1.weight", (4096, 9216)), ("classifier.6.weight", (1000, 4096))],
-    "vgg16_bn": [("features.0.weight", (64, 3, 3, 3)), ("features.1.running_var", (64,)),
-                 ("features.40.weight", (512, 512, 3, 3)), ("classifier.6.bias", (1000,))],
-    "googlenet": [("conv1.conv.weight", (64, 3, 7, 7)), ("conv1.bn.weight", (64,)),
-                  ("inception4a.branch2.1.conv.weight", (208, 96, 3, 3)),
-                  ("inception5b.branch3.1.conv.weight", (128, 48, 3, 3)),
-                  ("inception5b.branch4.1.bn.bias", (128,)), ("fc.weight", (1000, 1024))],
-    "inception_v3": [("Conv2d_1a_3x3.conv.weight", (32, 3, 3, 3)),
-                     ("Mixed_6b.branch7x7dbl_2.conv.weight", (128, 128, 7, 1)),
-                     ("Mixed_7c.branch3x3dbl_3b.conv.weight", (384, 384, 3, 1)),
-                     ("AuxLogits.conv1.conv.weight", (768, 128, 5, 5)),
-                     ("AuxLogits.fc.weight", (1000, 768)), ("fc.weight", (1000, 2048))],
-    "squeezenet1_0": [("features.3.squeeze.weight", (16, 96, 1, 1)),
-                      ("features.12.expand3x3.weight", (256, 64, 3, 3)),
-                      ("classifier.1.weight", (1000, 512, 1, 1))],
-    "densenet121": [("features.conv0.weight", (64, 3, 7, 7)),
-                    ("features.denseblock4.denselayer16.conv2.weight", (32, 128, 3, 3)),
-                    ("features.transition3.conv.weight", (512, 1024, 1, 1)),
-                    ("features.norm5.weight", (1024,)), ("classifier.weight", (1000, 1024))],
-}
-
-
-@pytest.mark.parametrize("name", sorted(TORCHVISION_KEYS))
-def test_state_dict_names_follow_torchvision(name):
-    with torch.device("meta"):
-        state = compile(zoo.build(name)).state_dict()
-    for key, shape in TORCHVISION_KEYS[name]:
-        assert tuple(state[key].shape) == shape, key
+# state-dict names: every key of every entry with a twin, in tests/test_zoo_twins.py
 
 
 # ---------------------------------------------------------------- paper details

@@ -16,6 +16,7 @@ from nas.errors import NasError, UnknownNameError
 from nas.zoo import ZOO, load_weights
 from nas.zoo.__main__ import main
 from nas.zoo.inception import IMAGENET_MEAN, IMAGENET_STD, googlenet
+from nas.ops import channel_affine
 from nas.zoo.weights import rename
 
 DATA = Path(__file__).parent / "data" / "zoo_twins.json.gz"
@@ -116,7 +117,8 @@ def test_two_regnet_definitions_under_distinct_names_with_their_sources():
 def test_cli_list_accepts_aliases_and_shows_definitions(capsys):
     assert main(["list", "seresnet50"]) == 0
     out = capsys.readouterr().out
-    assert "se_resnet50 " in out and "timm seresnet50" in out and "1 entries" in out
+    assert "se_resnet50 (= seresnet50)" in out and "timm seresnet50" in out
+    assert "se_resnet50_v1 (= legacy_seresnet50)" in out and "2 entries" in out
     assert main(["list", "regnet*400mf"]) == 0
     out = capsys.readouterr().out
     assert "pycls" in out and "torchvision regnet_x_400mf" in out and "timm regnetx_004" in out
@@ -134,8 +136,9 @@ def test_transform_input_is_torchvisions_formula_at_no_cost():
     assert spec.cost(g.resolved_attrs("transform_input"), [shapes["input"]], shapes["input"]) == (0, 0, 0)
     model = compile(g.retarget(num_classes=3))
     x = torch.randn(2, 3, 8, 8)
-    fn = next(n for n in model.graph.nodes if n.name == "transform_input")
-    got = fn.target(x, *fn.args[1:])
+    node = next(n for n in model.graph.nodes if n.target is channel_affine)
+    assert node.args[0].op == "placeholder"
+    got = channel_affine(x, *node.args[1:])
     expected = torch.cat([torch.unsqueeze(x[:, c], 1) * (IMAGENET_STD[c] / 0.5)
                           + (IMAGENET_MEAN[c] - 0.5) / 0.5 for c in range(3)], 1)
     assert torch.equal(got, expected)

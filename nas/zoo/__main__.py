@@ -1,6 +1,7 @@
 """``python -m nas.zoo``: list, show and export the classic networks.
 
     python -m nas.zoo list [PATTERN]                 table of counts vs published figures
+                                                     (PATTERN matches names and timm aliases)
     python -m nas.zoo show NAME [--layers] [--json]  stage (or layer) summary, receptive field
     python -m nas.zoo export NAME --format json|onnx|torchscript -o FILE
     python -m nas.zoo golden -o FILE                 exact counts of every entry (test pins)
@@ -32,7 +33,8 @@ def _parser() -> cli.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="table of every entry (or those matching PATTERN)")
     ls.add_argument("pattern", nargs="?", default="*",
-                    help="shell pattern or substring of names, e.g. 'resnet*' or regnet")
+                    help="shell pattern or substring of names or timm aliases, e.g. 'resnet*', "
+                         "regnet or seresnet50")
     show = sub.add_parser("show", help="stage summary with receptive field")
     show.add_argument("name")
     show.add_argument("--layers", action="store_true", help="one line per conv/linear/pool")
@@ -69,7 +71,13 @@ def cmd_list(pattern: str) -> str:
     from nas.zoo.compare import compare
 
     glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
-    names = [n for n in ZOO.names() if fnmatch.fnmatchcase(n.lower(), glob.lower())]
+
+    def hit(name: str) -> bool:
+        return fnmatch.fnmatchcase(name.lower(), glob.lower())
+
+    aliases = ZOO.aliases()
+    via_alias = {ZOO.resolve(a): a for a in aliases if hit(a)}
+    names = [n for n in ZOO.names() if hit(n) or n in via_alias]
     if not names:
         raise NasError(f"no zoo entry matches {pattern!r}; run 'python -m nas.zoo list' to see "
                        f"all {len(ZOO)} names")
@@ -77,12 +85,16 @@ def cmd_list(pattern: str) -> str:
     for n in names:
         c = compare(n)
         e = c.entry
-        rows.append([n, "x".join(map(str, e.input_shape)), f"{c.cost.params:,}", _size(c.cost.macs),
-                     _size(e.published_params), _size(e.published_macs), c.difference(),
-                     c.status, e.source])
+        label = n if hit(n) else f"{n} (= {via_alias[n]})"
+        rows.append([label, "x".join(map(str, e.input_shape)), f"{c.cost.params:,}",
+                     _size(c.cost.macs), _size(e.published_params), _size(e.published_macs),
+                     c.difference(), c.status, e.definition, e.source])
     header = ["name", "input", "params", "MACs", "pub. params", "pub. MACs", "difference",
-              "status", "source"]
-    return _table(header, rows) + f"\n{len(rows)} entries; MACs = conv/linear multiply-accumulates"
+              "status", "same network as (keys)", "source"]
+    return _table(header, rows) + (
+        f"\n{len(rows)} entries; MACs = conv/linear multiply-accumulates; 'same network as': "
+        "the torchvision/timm builders whose checkpoints load (the first one's state-dict "
+        "names; a timm one after it through nas.zoo.load_weights); timm's names are aliases")
 
 
 def _rf(size, jump) -> list[str]:
@@ -137,13 +149,17 @@ def cmd_show(name: str, layer_rows: bool) -> str:
                 f"({_size(c.params)}), {_size(c.macs)}MACs"]
         return _summary(g, head, layer_rows)
     e = ZOO.get(name)
+    if e.name != name:
+        name = f"{e.name} (= {name}, timm's name)"
     g = e.builder()
-    c = compare(name, g)
+    c = compare(e.name, g)
     head = [f"{name}: {e.family} | {e.source}",
             f"input {'x'.join(map(str, e.input_shape))}, {e.num_classes} classes; "
             f"{c.cost.params:,} params ({_size(c.cost.params)}), {_size(c.cost.macs)}MACs; "
             f"published {_size(e.published_params)} params, {_size(e.published_macs)} MACs "
             f"[{c.status}{'' if c.difference() in ('=', '-') else ': ' + c.difference()}]"]
+    if e.twins:
+        head.append(f"same network as: {e.definition} (checkpoints load; see nas.zoo.weights)")
     if e.note:
         head.append(f"note: {e.note}")
     return _summary(g, head, layer_rows)
