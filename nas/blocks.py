@@ -177,23 +177,44 @@ def transition(b: GraphBuilder, x: str, out: int) -> str:
     return b.node("pool", "avgpool", [y], kernel=2)
 
 
+def _conv_bn(b: GraphBuilder, x: str, names: tuple, out: int, kernel: int, stride: int = 1, *,
+             groups: int = 1, act: str | None = None, zero_init: bool = False) -> str:
+    """conv -> bn (-> act) under ``names`` = (scope, conv id, bn id, act id)."""
+    scope, conv_id, bn_id, act_id = names
+    with b.scope(scope):
+        y = conv(b, x, out, kernel, stride, groups=groups, name=conv_id)
+        y = b.node(bn_id, "bn", [y], **({"zero_init": True} if zero_init else {}))
+        return b.node(act_id, act, [y]) if act else y
+
+
 def inverted_residual(b: GraphBuilder, x: str, out: int, stride: int = 1, *, expand: int = 6,
                       kernel: int = 3, se: int | None = None, act: str = "relu6",
-                      se_gate: str = "sigmoid") -> str:
-    """MobileNet v2 inverted residual: 1x1 expand -> depthwise kxk -> (SE) -> 1x1 linear project."""
+                      se_gate: str = "sigmoid", torchvision_names: bool = False) -> str:
+    """MobileNet v2 inverted residual: 1x1 expand -> depthwise kxk -> (SE) -> 1x1 linear project.
+
+    Nodes are ``expand.conv``, ``dw.bn``, ``project.conv``...; ``torchvision_names`` names
+    them as torchvision's InvertedResidual does (``conv.0.0`` expand conv, ``conv.0.1`` its
+    BN, ``conv.1.0`` depthwise, ..., ``conv.2``/``conv.3`` projection and its BN; one index
+    less without the expansion), so its checkpoints load.
+    """
     c = b.channels(x)
     hidden = c * expand
+    if torchvision_names:
+        if se:
+            raise ValueError("torchvision's InvertedResidual has no SE module")
+        i = int(expand != 1)
+        names = {"expand": ("conv.0", "0", "1", "2"), "dw": (f"conv.{i}", "0", "1", "2"),
+                 "project": ("conv", str(i + 1), str(i + 2), None)}
+    else:
+        names = {step: (step, "conv", "bn", act) for step in ("expand", "dw", "project")}
     y = x
     if expand != 1:
-        with b.scope("expand"):
-            y = conv_bn_act(b, y, hidden, 1, act=act)
-    with b.scope("dw"):
-        y = conv_bn_act(b, y, hidden, kernel, stride, groups=hidden, act=act)
+        y = _conv_bn(b, y, names["expand"], hidden, 1, act=act)
+    y = _conv_bn(b, y, names["dw"], hidden, kernel, stride, groups=hidden, act=act)
     if se:
         y = squeeze_excitation(b, y, se, gate=se_gate)
     residual = stride == 1 and c == out
-    with b.scope("project"):
-        y = conv_bn_act(b, y, out, 1, act=None, zero_init=residual)
+    y = _conv_bn(b, y, names["project"], out, 1, zero_init=residual)
     return b.node("add", "add", [y, x]) if residual else y
 
 

@@ -62,7 +62,9 @@ def mobilenet_v2(width: float = 1.0, *, num_classes: int = 1000, input_shape=(3,
     for t, c, n, s in V2_ROWS:
         for j in range(n):
             with b.scope(f"features.{i}"):
-                x = _inverted_residual(b, x, make_divisible(c * width), s if j == 0 else 1, t)
+                x = blocks.inverted_residual(b, x, make_divisible(c * width),
+                                             s if j == 0 else 1, expand=t,
+                                             torchvision_names=True)
             i += 1
     with b.scope(f"features.{i}"):
         x = _conv_bn_relu6(b, x, make_divisible(1280 * max(1.0, width)), 1)
@@ -78,24 +80,6 @@ def _conv_bn_relu6(b: GraphBuilder, x: str, out: int, kernel: int, stride: int =
     """torchvision's Conv2dNormActivation: nodes ``0`` (conv), ``1`` (BN), ``2`` (ReLU6)."""
     x = blocks.conv(b, x, out, kernel, stride, groups=groups, name="0")
     return b.node("2", "relu6", [b.node("1", "bn", [x])])
-
-
-def _inverted_residual(b: GraphBuilder, x: str, out: int, stride: int, expand: int) -> str:
-    """torchvision's InvertedResidual: ``conv.0`` 1x1 expand (when t > 1), then the 3x3
-    depthwise, the 1x1 linear projection and its BN as the next indices of ``conv``;
-    a residual when the shape is kept."""
-    c = b.channels(x)
-    hidden = int(round(c * expand))
-    y, i = x, 0
-    with b.scope("conv"):
-        if expand != 1:
-            with b.scope(str(i)):
-                y = _conv_bn_relu6(b, y, hidden, 1)
-            i += 1
-        with b.scope(str(i)):
-            y = _conv_bn_relu6(b, y, hidden, 3, stride, groups=hidden)
-        y = b.node(str(i + 2), "bn", [blocks.conv(b, y, out, 1, name=str(i + 1))])
-    return b.node("add", "add", [x, y]) if stride == 1 and c == out else y
 
 
 def _register(name: str, build, source: str, **figures) -> None:
