@@ -118,7 +118,10 @@ def _tracer_class():
             return Proxy(node, self)
 
         def __init__(self, stacks: bool):
-            super().__init__()
+            from nas.ops import channel_affine
+
+            # nas's own channel_affine (GoogLeNet's transform_input) is one call, not traced into
+            super().__init__(autowrap_functions=(channel_affine,))
             self.record_stack_traces = stacks  # slow (a third of tracing): for errors only
 
         def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
@@ -421,7 +424,7 @@ def _fqn(fn: Any) -> str:
     return f"{mod}.{getattr(fn, '__qualname__', name)}" if mod else name
 
 
-_ID = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")  # a genotype node id
+_ID = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")  # a genotype node id (nas.genotype)
 
 
 class _Importer:
@@ -567,7 +570,7 @@ class _Importer:
         if exact is not None and exact not in self.graph and _ID.match(exact):
             return exact
         stem = exact if exact is not None else ".".join(p for p in (self._scope(), base) if p)
-        stem = re.sub(r"[^A-Za-z0-9_.]", "_", stem)
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", stem)
         for k in itertools.count(self.next_k.get(stem, 0)):
             nid = stem if k == 0 else f"{stem}_{k}"
             if nid not in self.graph and nid not in self.reserved:
@@ -1272,6 +1275,13 @@ def _function_table() -> dict:
         raise _Fail("permute has no registry op except inside the channel shuffle",
                     "write the shuffle as x.view(b, g, c // g, h, w).transpose(1, 2)"
                     ".reshape(b, c, h, w)")
+
+    from nas.ops import channel_affine
+
+    @reg([channel_affine])
+    def _channel_affine(imp, input, scale, shift):
+        return imp._op("channel_affine", [imp._tensor(input, "the input")],
+                       scale=[float(v) for v in scale], shift=[float(v) for v in shift])
 
     @reg([F.channel_shuffle, torch.channel_shuffle, torch.native_channel_shuffle])
     def _shuffle(imp, input, groups):

@@ -479,8 +479,9 @@ def test_cli_bad_inputs_are_one_line_exit_2(argv, words, tmp_path, monkeypatch, 
 
 
 def test_namedtuple_outputs_become_aux_heads_and_odd_module_paths_are_renamed():
-    """torchvision's GoogLeNet returns a namedtuple with aux logits in training; RegNet names
-    blocks 'block1-0', which is no node id: the node is renamed and load_weights maps it."""
+    """torchvision's GoogLeNet returns a namedtuple with aux logits in training; a module path
+    that is no node id ('block+1') is renamed and load_weights maps it ('block1-0', RegNet's,
+    is a node id since the zoo has torchvision's RegNets)."""
     from collections import namedtuple
 
     Out = namedtuple("Out", "logits aux")
@@ -489,14 +490,14 @@ def test_namedtuple_outputs_become_aux_heads_and_odd_module_paths_are_renamed():
         def __init__(self):
             super().__init__()
             self.stem = nn.Conv2d(3, 8, 3, padding=1)
-            self.add_module("block-1", nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)))
+            self.add_module("block+1", nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)))
             self.aux = nn.Linear(8, 5)
             self.fc = nn.Linear(8, 5)
 
         def forward(self, x):
             x = self.stem(x)
             a = self.aux(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-            x = getattr(self, "block-1")(x)
+            x = getattr(self, "block+1")(x)
             y = self.fc(x.mean((2, 3)))
             return Out(y, a) if self.training else y
 
@@ -505,7 +506,7 @@ def test_namedtuple_outputs_become_aux_heads_and_odd_module_paths_are_renamed():
     _randomize_bn(model)
     g = from_module(model, (3, 8, 8))
     assert g.output == "fc" and g.aux_outputs == ("aux",) and g.classifiers == ("fc", "aux")
-    assert g.meta["module_paths"] == {"block_1.0": "block-1.0", "block_1.1": "block-1.1"}
+    assert g.meta["module_paths"] == {"block_1.0": "block+1.0", "block_1.1": "block+1.1"}
     assert count(g).params == sum(p.numel() for p in model.parameters())
     net = nas.compile(g)
     with pytest.raises(GenotypeError, match="genotype="):
