@@ -389,3 +389,16 @@ def test_trials_table_marks_infeasible_and_escapes_errors():
                             "target_macs": 3_000_000_000, "params": {"w": 64}}])
     assert "PRUNED (infeasible)" in table and "a &lt; b" in table
     assert "3.000G" in table and "w=64" in table
+
+
+def test_dag_view_of_a_long_net_says_what_is_in_view_and_shows_the_whole_net():
+    from nas.dashboard import figures as F
+    from nas.zoo import build
+    lay = C.dag_layout(build("resnet50").to_json())
+    span = max(n["x"] for n in lay["nodes"])
+    assert span > F.DAG_WINDOW
+    fig = F.dag_figure([("trial 1 (best)", lay)])
+    assert fig.layout.xaxis.rangeslider.visible is True
+    assert f"generations 0-{F.DAG_WINDOW} of 0-{span}" in fig.layout.title.text
+    short = F.dag_figure([("trial 2", C.dag_layout(small_resnet([1, 1]).to_json()))])
+    assert not short.layout.xaxis.rangeslider.visible and "generations" not in short.layout.title.text

@@ -337,8 +337,11 @@ def dag_figure(choices: Sequence[tuple[str, dict]]):
         _add_dag(fig, lay, color, visible=i == 0)
         counts.append(len(fig.data) - before)
         spans.append(max((n["x"] for n in lay["nodes"]), default=1))
+    titles = [title + (f"<br>generations 0-{DAG_WINDOW} of 0-{spans[i]:g} in view: the slider "
+                       "below shows the whole net" if spans[i] > DAG_WINDOW else "")
+              for i, (title, _) in enumerate(choices)]
     buttons = []
-    for i, (title, _) in enumerate(choices):
+    for i, title in enumerate(titles):
         visible = [j == i for j, c in enumerate(counts) for _ in range(c)]
         buttons.append(dict(label=title.split(":")[0], method="update",
                             args=[{"visible": visible},
@@ -349,7 +352,7 @@ def dag_figure(choices: Sequence[tuple[str, dict]]):
     xaxis = dict(title="topological generation", range=_dag_range(spans[0]))
     if long:  # the slider under the plot shows the whole net and moves the window over it
         xaxis["rangeslider"] = dict(visible=True, thickness=0.12)
-    return _layout(fig, choices[0][0], height=520 if long else 460, updatemenus=menus,
+    return _layout(fig, titles[0], height=520 if long else 460, updatemenus=menus,
                    xaxis=xaxis, yaxis=dict(visible=False), dragmode="pan")
 
 
