@@ -125,11 +125,21 @@ def _tracer_class():
             self.record_stack_traces = stacks  # slow (a third of tracing): for errors only
 
         def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-            if type(m) in _MODULES:
+            if _module_handler(m) is not None:
                 return True
             return super().is_leaf_module(m, qualname)
 
     return Tracer
+
+
+def _module_handler(m):
+    """The mapping of module ``m``: by its class, or by the torch.nn class it subclasses
+    without changing forward (``class MyConv(nn.Conv2d)`` with a new __init__ only)."""
+    for cls in type(m).__mro__:
+        handler = _MODULES.get(cls)
+        if handler is not None:
+            return handler if type(m).forward is cls.forward else None
+    return None
 
 
 def _user_frame(tb) -> str:
@@ -627,7 +637,7 @@ class _Importer:
         kwargs = _substitute(n.kwargs, self.env)
         if n.op == "call_module":
             m = self.root.get_submodule(n.target)
-            handler = _MODULES.get(type(m))
+            handler = _module_handler(m)
             if handler is None:
                 raise _Fail(f"{type(m).__name__} has no op in the nas registry",
                             f"registry ops: {', '.join(o for o in OPS if o != 'input')}; replace "

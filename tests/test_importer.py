@@ -707,3 +707,18 @@ def test_hooks_and_parametrizations_are_refused_not_ignored():
     assert from_module(model, (3, 8, 8)).output
     torch.nn.utils.parametrizations.weight_norm(model[0])
     assert "parametrized weights" in _message(model)
+
+
+def test_subclasses_of_torch_layers_map_when_forward_is_theirs():
+    class SameConv(nn.Conv2d):  # a convenience constructor, torch's forward
+        def __init__(self, cin, cout, k):
+            super().__init__(cin, cout, k, padding=k // 2, bias=False)
+
+    class ScaledConv(nn.Conv2d):  # a new forward: traced, and refused where it reads weights
+        def forward(self, x):
+            return F.conv2d(x, self.weight * 2.0, self.bias, padding=1)
+
+    g = from_module(nn.Sequential(SameConv(3, 4, 3), nn.Flatten()), (3, 8, 8))
+    assert g.op("0") == "conv" and g.attrs("0") == {"out_channels": 4, "kernel": 3}
+    msg = _message(nn.Sequential(ScaledConv(3, 4, 3), nn.Flatten()))
+    assert "reads '0.weight' directly in forward" in msg
