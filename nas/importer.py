@@ -118,7 +118,7 @@ def _tracer_class():
             return Proxy(node, self)
 
         def __init__(self, stacks: bool):
-            from nas.ops import channel_affine
+            from nas.functional import channel_affine
 
             # nas's own channel_affine (GoogLeNet's transform_input) is one call, not traced into
             super().__init__(autowrap_functions=(channel_affine,))
@@ -1286,7 +1286,7 @@ def _function_table() -> dict:
                     "write the shuffle as x.view(b, g, c // g, h, w).transpose(1, 2)"
                     ".reshape(b, c, h, w)")
 
-    from nas.ops import channel_affine
+    from nas.functional import channel_affine
 
     @reg([channel_affine])
     def _channel_affine(imp, input, scale, shift):

@@ -344,16 +344,9 @@ def _affine_shape(a, ins):
     return ins[0]
 
 
-def channel_affine(x, scale: list[float], shift: list[float]):
-    """``x[:, c] * scale[c] + shift[c]`` for every channel c, written as torchvision's
-    GoogLeNet/Inception-v3 ``_transform_input`` writes it (so results are bit-identical)."""
-    import torch
-
-    return torch.cat([torch.unsqueeze(x[:, i], 1) * scale[i] + shift[i]
-                      for i in range(len(scale))], 1)
-
-
 def _affine_torch(a, ins, inplace):
+    from nas.functional import channel_affine
+
     return Call(channel_affine, args=([float(v) for v in a["scale"]],
                                       [float(v) for v in a["shift"]]))
 

@@ -16,7 +16,7 @@ from nas.errors import NasError, UnknownNameError
 from nas.zoo import ZOO, load_weights
 from nas.zoo.__main__ import main
 from nas.zoo.inception import IMAGENET_MEAN, IMAGENET_STD, googlenet
-from nas.ops import channel_affine
+from nas.functional import channel_affine
 from nas.zoo.weights import rename
 
 DATA = Path(__file__).parent / "data" / "zoo_twins.json.gz"
@@ -171,3 +171,20 @@ def test_googlenet_aux_keys_and_output_order_are_torchvisions():
     torch.manual_seed(0)
     main, second, third = model(torch.randn(2, 3, 224, 224))
     assert torch.equal(second, captured["aux2.fc2"]) and torch.equal(third, captured["aux1.fc2"])
+
+
+def test_transform_input_scripts_and_exports_to_onnx(tmp_path):
+    import onnx
+
+    from nas.builder import GraphBuilder
+    from nas.zoo.inception import transform_input
+
+    b = GraphBuilder((3, 8, 8), "tiny")
+    x = b.node("conv", "conv", [transform_input(b, b.input)], out_channels=4, kernel=3)
+    y = b.node("fc", "linear", [b.node("flat", "flatten", [b.node("gap", "gap", [x])])],
+               out_features=2)
+    model = compile(b.build(y, classifiers=[y])).eval()
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(torch.jit.script(model)(x), model(x))
+    torch.onnx.export(model, (x,), str(tmp_path / "t.onnx"), dynamo=False)
+    onnx.checker.check_model(onnx.load(str(tmp_path / "t.onnx")))

@@ -151,7 +151,8 @@ def cmd_outputs(names: list[str] | None, max_side: int) -> int:
 
 def cmd_aux_order() -> int:
     """googlenet(aux=True) and inception_v3 in training mode: the same outputs in the same
-    order as torchvision's (dropout off so both are deterministic)."""
+    order as torchvision's (dropout off so both are deterministic); and, for scale, how far
+    the eval outputs of googlenet/inception_v3 built without transform_input are."""
     from nas.compiler import compile
     from nas.zoo import ZOO
     from nas.zoo.inception import googlenet
@@ -178,6 +179,21 @@ def cmd_aux_order() -> int:
         print(f"{label}: training outputs {len(b)} vs torchvision {len(a)}, in order "
               f"bit-identical {same}; max|diff| per output "
               f"{[f'{(p - q).abs().max().item():.3g}' for p, q in zip(a, b)]}")
+    from nas.zoo.inception import inception_v3
+
+    for label, g, twin in [("googlenet", googlenet(), ZOO.get("googlenet").twins[0]),
+                           ("inception_v3", inception_v3(transform=False),
+                            ZOO.get("inception_v3").twins[0])]:
+        ref = twin_builder(twin)().eval()
+        randomise(ref, seed=0)
+        ours = compile(g).eval()
+        ours.load_state_dict(ref.state_dict(), strict=True)
+        x = torch.randn(2, *g.input_shape, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            a, b = ref(x), ours(x)
+        print(f"{label} WITHOUT transform_input (the zoo before): max|diff| "
+              f"{(a - b).abs().max().item():.3g}, top-1 equal "
+              f"{torch.equal(a.argmax(1), b.argmax(1))}")
     return 1 if failed else 0
 
 
