@@ -215,7 +215,8 @@ CASES = {  # id -> (cli, argv with DB for the database path, words the one line 
     "dashboard output under a file": ("dashboard", ["--storage", "DB", "-o", "DB/x.html"], "cannot write"),
     "dashboard unknown flag": ("dashboard", ["--storage", "DB", "--bogus"], "unrecognized arguments"),
     # nas.export
-    "export no study": ("export", ["--storage", "DB", "--best"], "required: --study"),
+    "export weights without onnx": ("export", ["--storage", "DB", "--best", "--weights", "w.pt"],
+                                    "add --onnx"),
     "export no trial or best": ("export", ["--storage", "DB", "--study", STUDY], "required"),
     "export trial and best": ("export", ["--storage", "DB", "--study", STUDY, "--trial", "0", "--best"],
                               "not allowed with"),
