@@ -795,7 +795,8 @@ def _conv(imp: _Importer, x: _T, nid: str, *, out_channels, kernel, stride, padd
     if len(shape) != 3:
         raise _Fail(f"a 2-D convolution needs a (C, H, W) input, got per-sample shape {shape}")
     if in_channels is not None and in_channels != shape[0]:
-        raise _Fail(f"the conv expects {in_channels} input channels but gets {shape[0]}")
+        raise _Fail(f"the conv expects {in_channels} input channels but gets {shape[0]}",
+                    "check the input shape given to the importer (C,H,W of one sample)")
     if padding_mode != "zeros":
         raise _Fail(f"padding_mode={padding_mode!r} has no registry equivalent (the registry's "
                     "conv pads with zeros)", "use padding_mode='zeros'")
@@ -878,7 +879,8 @@ def _module_table() -> dict:
                         "(the registry's linear takes flat features)",
                         "flatten first (torch.flatten(x, 1) or x.view(x.size(0), -1))")
         if m.in_features != shape[0]:
-            raise _Fail(f"the layer expects {m.in_features} features but gets {shape[0]}")
+            raise _Fail(f"the layer expects {m.in_features} features but gets {shape[0]}",
+                        "check the input shape given to the importer (C,H,W of one sample)")
         return imp._add(nid, "linear", [x], out_features=m.out_features,
                         **({} if m.bias is not None else {"bias": False}))
 
@@ -893,7 +895,8 @@ def _module_table() -> dict:
                             "registry op", "use affine=True, track_running_stats=True, momentum "
                             "a number")
             if m.num_features != shape[0]:
-                raise _Fail(f"the layer expects {m.num_features} channels but gets {shape[0]}")
+                raise _Fail(f"the layer expects {m.num_features} channels but gets {shape[0]}",
+                            "check the input shape given to the importer (C,H,W of one sample)")
             attrs = {}
             if m.eps != 1e-5:
                 attrs["eps"] = float(m.eps)
