@@ -105,8 +105,13 @@ def _rf(size, jump) -> list[str]:
 
 
 def _is_file(name: str) -> bool:
-    """Whether ``name`` means a genotype file (zoo names have no '/' and no '.json')."""
-    return name.endswith(".json") or "/" in name or Path(name).exists()
+    """Whether ``name`` means a genotype file (zoo names have no '/' and no '.json'; a zoo
+    name wins over a file of that name in the current directory)."""
+    if name.endswith(".json") or "/" in name:
+        return True
+    from nas.zoo import ZOO
+
+    return name not in ZOO and Path(name).exists()
 
 
 def _genotype(name: str) -> Genotype:
