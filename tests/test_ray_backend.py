@@ -122,7 +122,7 @@ def test_crashed_worker_is_a_failed_trial(cluster, tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
+    (["--cpus-per-trial", "0"], "--cpus-per-trial: must be a finite number > 0"),
     (["--device", "cuda"], "needs --gpus-per-trial > 0"),
 ])
 def test_bad_ray_flags_exit_2_with_one_line(tmp_path, capsys, flags, message):
