@@ -13,6 +13,7 @@ that attribute into the init; the compiler knows no op names.
 from __future__ import annotations
 
 from nas.builder import GraphBuilder
+from nas.counting import countable
 
 
 def conv(b: GraphBuilder, x: str, out: int, kernel: int, stride: int = 1, *, groups: int = 1,
@@ -50,6 +51,7 @@ def conv_bn_act(b: GraphBuilder, x: str, out: int, kernel: int, stride: int = 1,
     return b.node(f"{act}{suffix}", act, [x]) if act else x
 
 
+@countable("x")
 def squeeze_excitation(b: GraphBuilder, x: str, squeeze: int, *, act: str = "relu",
                        gate: str = "sigmoid", name: str = "se") -> str:
     """Squeeze-and-excitation (Hu et al.): gap -> 1x1 fc1 -> act -> 1x1 fc2 -> gate, times x."""
@@ -72,6 +74,7 @@ def _shortcut(b: GraphBuilder, x: str, out: int, stride: int) -> str:
         return b.node("1", "bn", [s])
 
 
+@countable("x")
 def basic_block(b: GraphBuilder, x: str, out: int, stride: int = 1, *, se: int | None = None) -> str:
     """ResNet basic block: two 3x3 convs and a residual (``se``: SE squeeze width)."""
     y = conv_bn_act(b, x, out, 3, stride, suffix="1")
@@ -83,6 +86,7 @@ def basic_block(b: GraphBuilder, x: str, out: int, stride: int = 1, *, se: int |
     return b.node("relu", "relu", [y])
 
 
+@countable("x")
 def bottleneck(b: GraphBuilder, x: str, width: int, out: int, stride: int = 1, *,
                groups: int = 1, se: int | None = None, stride_on_1x1: bool = False,
                se_name: str = "se") -> str:
@@ -103,6 +107,7 @@ def bottleneck(b: GraphBuilder, x: str, width: int, out: int, stride: int = 1, *
     return b.node("relu", "relu", [y])
 
 
+@countable("x")
 def preact_block(b: GraphBuilder, x: str, out: int, stride: int = 1, *,
                  width: int | None = None, dropout: float = 0.0) -> str:
     """Pre-activation residual block (He et al. 2016b): BN-ReLU before each conv.
@@ -129,6 +134,7 @@ def preact_block(b: GraphBuilder, x: str, out: int, stride: int = 1, *,
     return b.node("add", "add", [y, shortcut])
 
 
+@countable("x")
 def inception_module(b: GraphBuilder, x: str, c1: int, c3r: int, c3: int, c5r: int, c5: int,
                      pool_proj: int, *, kernel5: int = 5, bn: bool = True, bn_eps: float = 1e-3,
                      pool_ceil: bool = True) -> str:
@@ -153,6 +159,7 @@ def inception_module(b: GraphBuilder, x: str, c1: int, c3r: int, c3: int, c5r: i
     return b.node("concat", "concat", [y1, y2, y3, y4])
 
 
+@countable("features")
 def dense_layer(b: GraphBuilder, features: list[str], growth: int, bn_size: int = 4,
                 dropout: float = 0.0) -> str:
     """DenseNet-BC layer: concat(features) -> BN-ReLU-1x1(bn_size*growth) -> BN-ReLU-3x3(growth)."""
@@ -162,6 +169,7 @@ def dense_layer(b: GraphBuilder, features: list[str], growth: int, bn_size: int 
     return b.node("dropout", "dropout", [y], p=dropout) if dropout else y
 
 
+@countable("x")
 def dense_block(b: GraphBuilder, x: str, num_layers: int, growth: int, bn_size: int = 4) -> str:
     """A dense block: each layer sees the concatenation of all earlier feature maps."""
     features = [x]
@@ -171,6 +179,7 @@ def dense_block(b: GraphBuilder, x: str, num_layers: int, growth: int, bn_size: 
     return b.node("cat", "concat", features)
 
 
+@countable("x")
 def transition(b: GraphBuilder, x: str, out: int) -> str:
     """DenseNet transition: BN-ReLU-1x1 conv (compression) -> 2x2 average pool."""
     y = conv(b, b.node("relu", "relu", [b.node("norm", "bn", [x])]), out, 1, name="conv")
@@ -187,6 +196,7 @@ def _conv_bn(b: GraphBuilder, x: str, names: tuple, out: int, kernel: int, strid
         return b.node(act_id, act, [y]) if act else y
 
 
+@countable("x")
 def inverted_residual(b: GraphBuilder, x: str, out: int, stride: int = 1, *, expand: int = 6,
                       kernel: int = 3, se: int | None = None, act: str = "relu6",
                       se_gate: str = "sigmoid", torchvision_names: bool = False) -> str:
@@ -218,6 +228,7 @@ def inverted_residual(b: GraphBuilder, x: str, out: int, stride: int = 1, *, exp
     return b.node("add", "add", [y, x]) if residual else y
 
 
+@countable("x")
 def depthwise_separable(b: GraphBuilder, x: str, out: int, stride: int = 1, *,
                         act: str = "relu") -> str:
     """MobileNet v1 block: depthwise 3x3 -> BN-act -> pointwise 1x1 -> BN-act."""
@@ -233,6 +244,7 @@ def separable_conv(b: GraphBuilder, x: str, out: int, kernel: int = 3, stride: i
     return conv(b, y, out, 1, name="pointwise")
 
 
+@countable("x")
 def shufflenet_v1_unit(b: GraphBuilder, x: str, out: int, stride: int, groups: int, *,
                        group_first: bool = True) -> str:
     """ShuffleNet v1 unit: 1x1 group conv -> shuffle -> 3x3 depthwise -> 1x1 group conv.
@@ -257,6 +269,7 @@ def shufflenet_v1_unit(b: GraphBuilder, x: str, out: int, stride: int, groups: i
     return b.node("relu", "relu", [y])
 
 
+@countable("x")
 def shufflenet_v2_unit(b: GraphBuilder, x: str, out: int, stride: int) -> str:
     """ShuffleNet v2 unit: channel split (stride 1) or two strided branches, concat, shuffle."""
     half = out // 2

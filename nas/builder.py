@@ -18,6 +18,14 @@ class GraphBuilder:
     builder reads like the paper's table and the compiled module's names follow it.
     """
 
+    def __new__(cls, *args, **kwargs):
+        if cls is GraphBuilder:
+            from nas import counting  # imports this module: resolved at call time
+
+            if counting.active():   # counting a builder's cost: no graph (nas.counting)
+                return super().__new__(counting.CountingBuilder)
+        return super().__new__(cls)
+
     def __init__(self, input_shape: Shape | list[int], name: str = ""):
         self.name = name
         self.graph = nx.DiGraph()

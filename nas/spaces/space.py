@@ -13,7 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.cost import Cost, count
+from nas.cost import Cost
+from nas.counting import count_call
 from nas.genotype import Genotype
 from nas.spaces.params import Param, SpaceError
 
@@ -69,7 +70,6 @@ class SearchSpace:
         self.shrink = list(shrink or [])
         self._seed_points = list(seed_points or [])
         self._cost = lru_cache(maxsize=8192)(self._cost_uncached)
-        self._unclaimed: dict[tuple, Genotype] = {}  # built to be costed, not yet handed out
 
     # ------------------------------------------------------------ building
     def param(self, name: str) -> Param:
@@ -105,22 +105,18 @@ class SearchSpace:
     def build(self, params: dict) -> Genotype:
         """The genotype of the point ``params`` at the target spec (deterministic)."""
         active = self.active(params)
-        built = self._unclaimed.pop(_key(active), None)  # each genotype is handed out once
-        if built is not None:
-            return built
         return self._fn(**self.fixed, **active, input_shape=self.input_shape,
                         num_classes=self.num_classes)
 
     def cost(self, params: dict) -> Cost:
-        """The target-spec cost of the point ``params`` (cached)."""
+        """The target-spec cost of the point ``params`` (cached), equal to
+        ``count(self.build(params))`` but counted without building the genotype
+        (:mod:`nas.counting`)."""
         return self._cost(_key(self.active(params)))
 
     def _cost_uncached(self, key: tuple) -> Cost:
-        genotype = self.build(dict(key))
-        if len(self._unclaimed) >= 16:  # keep only the most recent few
-            self._unclaimed.pop(next(iter(self._unclaimed)))
-        self._unclaimed[key] = genotype
-        return count(genotype)
+        return count_call(self._fn, **self.fixed, **dict(key), input_shape=self.input_shape,
+                          num_classes=self.num_classes)
 
     # ------------------------------------------------------------ sampling
     def draw(self, rng: random.Random, names=None, given: dict | None = None) -> dict:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from nas import blocks
 from nas.builder import GraphBuilder
+from nas.counting import countable
 from nas.errors import NasError
 from nas.genotype import Genotype
 from nas.zoo.mobilenet import make_divisible
@@ -106,6 +107,7 @@ def _cba(b: GraphBuilder, x: str, names: tuple, out: int, kernel: int, stride: i
         return b.node(act, "relu", [x]) if act else x
 
 
+@countable("x")
 def x_block(b: GraphBuilder, x: str, out: int, stride: int, group_w: int, bot_mul: float,
             se: int | None, names: dict = NAMES["timm"]) -> str:
     """RegNet's X block (Y block with ``se``): 1x1 -> 3x3 grouped (stride) -> (SE) -> 1x1,
