@@ -13,7 +13,10 @@ For ``n`` configurations each it reports (MACs = multiply-accumulates, "FLOPs" i
     budget-aware startup trials and a noise objective (it learns the constraint alone);
 with the feasible fraction, the distribution of total depth (blocks), MACs, and the time
 to sample + build + count one genotype, as a ratio to building and counting the space's
-first seed (the baseline, measured in the same run). Results go to
+first seed (the baseline, measured in the same run). It also times what sampling itself
+costs: a budget-aware sample plus its cost as ``SearchSpace`` computes it (counted without
+building, :mod:`nas.counting`) against the same with every cost taken from the built
+genotype (before counting existed), in alternating rounds of 10 points (CPU time). Results go to
 experiments/results/spaces_sampling_<space>.json. Timings on a shared machine are noisy.
 """
 from __future__ import annotations
@@ -106,6 +109,30 @@ def optuna_runs(space, budget: int, n: int, tpe_trials: int, seed: int) -> dict:
     return out
 
 
+def counted_vs_built(name: str, budget: int, n: int, n_built: int, seed: int) -> dict:
+    """CPU seconds per budget-aware sample + cost: counted (the space as shipped) and built
+    (each cost from ``count(build(point))``), alternating rounds of 10 points."""
+    import functools
+
+    counted, built = load_space(name), load_space(name)
+    built._cost = functools.lru_cache(maxsize=8192)(lambda key: count(built.build(dict(key))))
+    rng_a, rng_b = random.Random(seed), random.Random(seed)
+    t = {"counted": 0.0, "built": 0.0}
+    done = {"counted": 0, "built": 0}
+    while done["counted"] < n or done["built"] < n_built:
+        for key, space, rng, limit in (("counted", counted, rng_a, n), ("built", built, rng_b, n_built)):
+            k = min(10, limit - done[key])
+            if k <= 0:
+                continue
+            start = time.process_time()
+            for _ in range(k):
+                space.cost(space.sample(rng, budget))
+            t[key] += time.process_time() - start
+            done[key] += k
+    return {"counted_ms": 1e3 * t["counted"] / n, "built_ms": 1e3 * t["built"] / n_built,
+            "n_counted": n, "n_built": n_built}
+
+
 def main(argv=None) -> int:
     """Run the benchmark and print its table; returns 0."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -114,10 +141,16 @@ def main(argv=None) -> int:
     ap.add_argument("-n", type=int, default=1000)
     ap.add_argument("--tpe-trials", type=int, default=150)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-built", type=int, default=100,
+                    help="points sampled with built costs (the slow reference)")
     args = ap.parse_args(argv)
     space, budget = load_space(args.space), parse_budget(args.budget)
     rng = random.Random(args.seed)
 
+    import os
+
+    load_start = os.getloadavg()[0]
+    sampling = counted_vs_built(space.name, budget, args.n, args.n_built, args.seed)
     seed_params = space.seeds()[0].params
     cpu: dict = {}
     _, baseline = timed(lambda: count(space.build(seed_params)), 50, cpu, "baseline_build_count_seed")
@@ -138,6 +171,7 @@ def main(argv=None) -> int:
                                         "uniform_sample_build_count": t_uniform,
                                         "budget_aware_sample_build_count": t_aware},
                "cpu_seconds_per_genotype": cpu,
+               "sample_and_cost_cpu": sampling, "load_average": [load_start, os.getloadavg()[0]],
                "uniform": describe(space, uniform_params, budget),
                "rejection": describe(space, rejection, budget),
                "budget_aware": describe(space, aware_params, budget)}
@@ -177,6 +211,11 @@ def report(r: dict, path: Path) -> None:
     print(f"CPU time per genotype: baseline {1e3 * c['baseline_build_count_seed']:.1f} ms; uniform "
           f"{1e3 * c['uniform_sample_build_count']:.1f} ms; budget-aware {1e3 * c['budget_aware_sample_build_count']:.1f} ms "
           f"({c['budget_aware_sample_build_count'] / c['baseline_build_count_seed']:.2f}x baseline)")
+    sc = r["sample_and_cost_cpu"]
+    print(f"budget-aware sample + cost, CPU time per point: counted {sc['counted_ms']:.2f} ms "
+          f"(n={sc['n_counted']}), from the built genotype {sc['built_ms']:.2f} ms (n={sc['n_built']}): "
+          f"{sc['built_ms'] / sc['counted_ms']:.1f}x faster; load average "
+          f"{r['load_average'][0]:.1f} -> {r['load_average'][1]:.1f}")
     print(f"results: {path}")
 
 
