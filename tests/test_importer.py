@@ -410,15 +410,28 @@ def test_zoo_round_trip_same_graph_counts_and_outputs(name):
     back = from_module(net, g.input_shape)
     assert back.canonical_hash() == g.canonical_hash() or architecture_hash(back) == architecture_hash(g)
     assert count(back) == count(g)
-    assert set(nas.compile(back).state_dict()) == set(net.state_dict())
     with torch.device("meta"):  # no second weight init: the weights come from net
         again = nas.compile(back)
+    assert set(again.state_dict()) == set(net.state_dict())
     again.load_state_dict(net.state_dict(), assign=True)
     net.eval()
     again.eval()
     x = torch.randn(1, *g.input_shape)
     with torch.no_grad():
-        assert torch.equal(again(x), net(x))
+        a, b = again(x), net(x)
+        if not torch.isfinite(b).all():
+            # a very deep net at init overflows in eval mode (running variance 1 through 1000
+            # layers): compare in training mode, where BN normalises by the batch
+            net.train()
+            again.train()
+            x = torch.randn(2, *g.input_shape)
+            torch.manual_seed(1)  # the same dropout masks in both
+            a = again(x)
+            torch.manual_seed(1)
+            b = net(x)
+    b = b[0] if isinstance(b, tuple) else b
+    a = a[0] if isinstance(a, tuple) else a
+    assert torch.isfinite(b).all() and torch.equal(a, b)
 
 
 @pytest.mark.slow
