@@ -3,8 +3,9 @@
     python -m nas.search --space resnet_like --budget 2GFLOPs
 
 Re-running the same command resumes the study (trials left running by a killed run are
-retried); the run ends with the Pareto front (accuracy vs MACs), the database path and a
-dashboard. "FLOPs" in budgets means MACs, as in the papers (DESIGN.md).
+retried); several commands (or hosts) on the same study and storage share the work. The run
+ends with the Pareto front (accuracy vs MACs), the database path and a dashboard. "FLOPs" in
+budgets means multiply-accumulates (MACs), as in the papers (README, "Conventions").
 """
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from nas.cost import human, parse_budget
 from nas import cli
+from nas.cost import human, parse_budget
 from nas.errors import NasError
+from nas.evaluate.protocol import DEFAULT as PROTOCOL
+from nas import quality
 from nas.strategies import OBJECTIVES, RunSummary, SearchJob
 
 DEFAULT_STORAGE = "nas.db"
@@ -34,7 +37,8 @@ class SearchError(NasError):
 
 @dataclass
 class SearchConfig:
-    """Every setting of a search, as plain data (the CLI's flags)."""
+    """Every setting of a search, as plain data (the CLI's flags; evaluation defaults from
+    :data:`nas.evaluate.protocol.DEFAULT`)."""
 
     space: str
     budget: str | None = None
@@ -43,12 +47,12 @@ class SearchConfig:
     timeout: float | None = None
     sampler: str = "tpe"
     objectives: list[str] = field(default_factory=lambda: ["accuracy", "macs"])
-    epochs: int = 1
-    dataset: str = "mnist"
-    resolution: int = 28
-    limit: int | None = 2000
-    batch_size: int = 32
-    lr: float = 0.05
+    epochs: int = PROTOCOL.epochs
+    dataset: str = PROTOCOL.dataset
+    resolution: int = PROTOCOL.resolution
+    limit: int | None = PROTOCOL.images
+    batch_size: int = PROTOCOL.batch_size
+    lr: float = PROTOCOL.lr
     proxy: str | None = None
     storage: str = DEFAULT_STORAGE
     study: str | None = None
@@ -72,13 +76,16 @@ class SearchConfig:
         """The parameter budget (None: unconstrained)."""
         return parse_budget(self.params_budget) if self.params_budget is not None else None
 
+    def metric(self) -> str:
+        """The quality metric: the proxy's name, else the protocol's signal."""
+        return self.proxy or PROTOCOL.signal
+
     def study_name(self, space_name: str) -> str:
-        """The study name: ``--study`` or one derived from space, budget and objectives."""
+        """``--study``, or space, budget as typed (spaces dropped) and objectives."""
         if self.study:
             return self.study
-        budget = f"{_short(self.budget_macs())}MACs" if self.budget is not None else "nobudget"
-        metric = self.proxy or "accuracy"
-        objectives = "+".join(metric if o == "accuracy" else o for o in self.objectives)
+        budget = re.sub(r"\s+", "", self.budget) if self.budget is not None else "nobudget"
+        objectives = "+".join(self.metric() if o == "accuracy" else o for o in self.objectives)
         return f"{space_name}-{budget}-{objectives}"
 
     def evaluation(self) -> dict:
@@ -89,27 +96,37 @@ class SearchConfig:
 # ---------------------------------------------------------------- evaluation
 class TrainEvaluator:
     """Scores a genotype by proxy training on a dataset (or a zero-cost proxy), optionally
-    measuring its latency at the target spec."""
+    measuring its latency at the target spec. Picklable: the dataset is loaded on first use
+    in each process."""
 
     def __init__(self, config: SearchConfig, input_shape: tuple, device: str):
-        from nas.evaluate.data import load_dataset
-
         self.config = config
         self.device = device
         self.input_shape = tuple(input_shape)
-        self.dataset = load_dataset(config.dataset, resolution=config.resolution,
-                                    seed=config.seed, limit=config.limit)
+        self._dataset = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_dataset": None}
+
+    @property
+    def dataset(self):
+        if self._dataset is None:
+            from nas.evaluate.data import load_dataset
+
+            c = self.config
+            self._dataset = load_dataset(c.dataset, resolution=c.resolution, seed=c.seed,
+                                         limit=c.limit)
+        return self._dataset
 
     def __call__(self, genotype, on_epoch: Callable[[int, float], None]) -> dict:
         """Metrics of ``genotype`` (see :class:`nas.strategies.Evaluator`)."""
         c = self.config
         out: dict = {}
         if c.proxy:
-            from nas.cost import count
             from nas.evaluate import proxies
             from nas.evaluate.train import proxy_genotype
 
-            cost = count(proxy_genotype(genotype, self.dataset))
+            cost = count_cost(proxy_genotype(genotype, self.dataset))
             out.update(proxy_params=cost.params, proxy_macs=cost.macs,
                        proxy_score=proxies.score(c.proxy, genotype, self.dataset, seed=c.seed))
         else:
@@ -117,14 +134,20 @@ class TrainEvaluator:
 
             r = train(genotype, self.dataset, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
                       seed=c.seed, device=self.device, on_epoch=on_epoch)
-            out.update(accuracy=r.accuracy, val_loss=r.val_loss, proxy_params=r.proxy_params,
-                       proxy_macs=r.proxy_macs, epochs=r.history)
+            out.update(accuracy=r.accuracy, val_loss=r.val_loss,
+                       proxy_params=r.proxy_params, proxy_macs=r.proxy_macs, epochs=r.history)
         if "latency" in c.objectives:
             from nas.evaluate.latency import measure_latency
 
             out["latency_ms"] = 1000 * measure_latency(genotype, input_shape=self.input_shape,
                                                        device=self.device)
         return out
+
+
+def count_cost(genotype):
+    from nas.cost import count
+
+    return count(genotype)
 
 
 def resolve_device(device: str) -> str:
@@ -176,7 +199,7 @@ def check_budget(space, c: SearchConfig) -> None:
     if c.budget is None and c.params_budget is None or not hasattr(space, "complete_cheapest"):
         return
     cheapest = space.cost(space.complete_cheapest({}))
-    from nas.strategies.runner import over_budget
+    from nas.strategies.driver import over_budget
 
     job = SearchJob("", space, c.budget_macs(), c.params_limit(), [], None, None)
     if over_budget(job, cheapest.macs, cheapest.params):
@@ -185,32 +208,17 @@ def check_budget(space, c: SearchConfig) -> None:
                           f"the budget; raise --budget/--params-budget")
 
 
-def make_job(c: SearchConfig, *, evaluator=None, store=None, space=None, device=None,
-             progress=None) -> SearchJob:
-    """A :class:`SearchJob` for ``c``; ``evaluator``/``store``/``space`` may be injected."""
-    from nas.store import TrialStore, worker_id
-
-    if space is None:
-        from nas.spaces import load_space
-
-        space = load_space(c.space)
-    if evaluator is None:
-        evaluator = TrainEvaluator(c, space.input_shape, device or resolve_device(c.device))
-    store = store or TrialStore(c.storage)
-    return SearchJob(study=c.study_name(space.name), space=space, budget_macs=c.budget_macs(),
-                     params_budget=c.params_limit(), objectives=list(c.objectives),
-                     evaluator=evaluator, store=store, trials=c.trials, timeout=c.timeout,
-                     sampler=c.sampler, seed=c.seed, use_seeds=c.seeds, worker=worker_id(),
-                     metric=c.proxy or "accuracy", progress=progress)
-
-
 def open_study(job: SearchJob, c: SearchConfig) -> bool:
-    """Create the study in the store or check it matches; True when it already existed."""
+    """Create the study in the store (queueing the space's seed architectures that fit, once)
+    or check it matches; True when it already existed."""
     config = {**asdict(c), "space_name": job.space.name,
               "space_path": str(getattr(job.space, "path", "") or "")}
+    seeds = [{"params": dict(s.params), "seed_name": s.name}
+             for s in (job.space.seeds(job.budget_macs, job.params_budget) if c.seeds else [])
+             if s.fits]
     existed = job.store.open_study(job.study, space=job.space.name, budget_macs=job.budget_macs,
                                    params_budget=job.params_budget, objectives=job.objectives,
-                                   config=config)
+                                   config=config, seeds=seeds)
     if existed:
         stored = job.store.study(job.study)["config"]
         old = {k: stored.get(k) for k in EVAL_KEYS}
@@ -225,16 +233,13 @@ def open_study(job: SearchJob, c: SearchConfig) -> bool:
 
 # ---------------------------------------------------------------- running
 def run_search(c: SearchConfig, *, evaluator=None, space=None, out=print) -> dict:
-    """Run (or resume) the search ``c`` in this process and its workers; returns a summary.
-
-    ``evaluator`` and ``space`` replace the real ones (tests, benchmarks); with them,
-    ``workers`` must be 1.
-    """
-    from nas.strategies import get_strategy
+    """Run (or resume, or join) the search ``c`` in this process and its workers; returns a
+    summary. ``evaluator`` and ``space`` replace the real ones (tests, benchmarks; with
+    ``workers`` > 1 the evaluator must be picklable)."""
+    from nas.store import TrialStore, worker_id
+    from nas.strategies.driver import Driver
 
     check_config(c)
-    if c.workers > 1 and (evaluator is not None or space is not None):
-        raise SearchError("an injected evaluator or space runs in one process; use workers=1")
     device = None
     if evaluator is None:
         device = resolve_device(c.device) if c.backend != "ray" else _ray_device(c)
@@ -243,31 +248,53 @@ def run_search(c: SearchConfig, *, evaluator=None, space=None, out=print) -> dic
 
         space = load_space(c.space)
     check_budget(space, c)
-    from nas.store import check_writable, normalize_url
+    if c.backend == "ray":
+        from nas.strategies.ray_backend import check_options
 
-    check_writable(normalize_url(c.storage))
+        check_options(**_ray_options(c))
     if evaluator is None:
         _set_threads(c.threads)
         evaluator = TrainEvaluator(c, space.input_shape, device)
-    printer = Progress(c.trials, out)
-    job = make_job(c, evaluator=evaluator, space=space, progress=printer.trial)
-    existed = open_study(job, c)
-    strategy = get_strategy(c.backend, storage_url=job.store.url, **_backend_options(c))
-    prep = strategy.prepare(job)
-    printer.start(job, existed, prep)
-    t0 = time.monotonic()
+        evaluator.dataset  # noqa: B018 - a dataset that cannot load is an error before any write
+    store = TrialStore(c.storage)
     try:
-        summary = strategy.run(job) if c.workers == 1 or c.backend == "ray" \
-            else run_workers(c, job, printer)
+        printer = Progress(c.trials, out)
+        job = SearchJob(study=c.study_name(space.name), space=space, budget_macs=c.budget_macs(),
+                        params_budget=c.params_limit(), objectives=list(c.objectives),
+                        evaluator=evaluator, store=store, trials=c.trials, timeout=c.timeout,
+                        sampler=c.sampler, seed=c.seed, worker=worker_id(), metric=c.metric(),
+                        progress=printer.trial)
+        existed = open_study(job, c)
+        if existed and c.trials is not None and store.count(job.study) >= c.trials \
+                and not store.queued(job.study):
+            return printer.nothing(job, c)
+        driver = Driver(job, parallel=c.workers if c.backend == "optuna" else 2)
+        printer.start(job, existed, driver, c)
+        t0 = time.monotonic()
+        try:
+            if c.backend == "ray":
+                from nas.strategies.ray_backend import run_ray
+
+                run_ray(driver, evaluator, **_ray_options(c))
+            elif c.workers == 1:
+                from nas.strategies.local import run_inline
+
+                run_inline(driver, evaluator)
+            else:
+                from nas.strategies.local import run_pool
+
+                run_pool(driver, evaluator, c.workers, c.threads)
+        except KeyboardInterrupt:
+            driver.close(interrupted=True)
+        else:
+            driver.close()
+        return printer.finish(job, driver.summary, time.monotonic() - t0)
     finally:
-        job.store.close()
-    return printer.finish(job, summary, time.monotonic() - t0)
+        store.close()
 
 
-def _backend_options(c: SearchConfig) -> dict:
-    """Strategy options beyond the storage URL (Ray: resources, cluster, scheduler)."""
-    if c.backend != "ray":
-        return {}
+def _ray_options(c: SearchConfig) -> dict:
+    """Ray options: resources, cluster, scheduler."""
     return {"cpus_per_trial": c.cpus_per_trial, "gpus_per_trial": c.gpus_per_trial,
             "ray_address": c.ray_address, "scheduler": c.scheduler, "max_epochs": c.epochs,
             "max_concurrent": c.workers if c.workers > 1 else None}
@@ -280,85 +307,10 @@ def _ray_device(c: SearchConfig) -> str:
     return trial_device(c.device, c.gpus_per_trial)
 
 
-def run_workers(c: SearchConfig, job: SearchJob, printer: "Progress") -> RunSummary:
-    """Run ``c.workers`` worker processes sharing the store; print their trials as they end."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(asdict(c), i), daemon=False)
-             for i in range(c.workers)]
-    for p in procs:
-        p.start()
-    summary, seen = RunSummary(), set()
-    try:
-        while any(p.is_alive() for p in procs):
-            time.sleep(1.0)
-            _poll(job, printer, seen, summary)
-    except KeyboardInterrupt:
-        summary.interrupted = True
-        for p in procs:  # workers got the same Ctrl-C; give them time to store their state
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
-    for p in procs:
-        p.join()
-    _poll(job, printer, seen, summary)
-    if any(p.exitcode == 130 for p in procs):
-        summary.interrupted = True
-    summary.stop_reason = "interrupted" if summary.interrupted else (
-        f"{c.trials} trials reached" if c.trials and job.store.count(job.study) >= c.trials
-        else "workers finished")
-    return summary
-
-
-def _poll(job: SearchJob, printer: "Progress", seen: set, summary: RunSummary) -> None:
-    for t in job.store.trials(job.study):
-        if t["state"] != "RUNNING" and t["number"] not in seen and t["started_at"] \
-                and t["started_at"] >= printer.started_at:
-            seen.add(t["number"])
-            summary.started += 1
-            if not t["feasible"]:
-                summary.infeasible += 1
-            elif t["state"] == "COMPLETE":
-                summary.complete += 1
-            elif t["state"] == "PRUNED":
-                summary.pruned += 1
-            elif not t["interrupted"]:
-                summary.failed += 1
-            printer.trial(t)
-
-
-def _worker_main(config: dict, index: int) -> None:
-    """Entry point of one worker process."""
-    from nas.strategies.optuna_backend import OptunaStrategy
-
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    _die_with_parent()
-    c = SearchConfig(**config)
-    _set_threads(c.threads)
-    job = make_job(c)
-    try:
-        summary = OptunaStrategy(storage_url=job.store.url, worker_index=index + 1).run(job)
-    finally:
-        job.store.close()
-    if summary.interrupted:
-        sys.exit(130)
-
-
 def _set_threads(n: int) -> None:
     import torch
 
     torch.set_num_threads(n)
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to send SIGTERM when the parent dies (a SIGKILLed search leaves no orphans)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _raise_interrupt(signum, frame):  # noqa: ANN001 - signal handler signature
@@ -367,51 +319,70 @@ def _raise_interrupt(signum, frame):  # noqa: ANN001 - signal handler signature
 
 # ---------------------------------------------------------------- reporting
 class Progress:
-    """Prints one line per finished trial: trials done, best so far and ETA."""
+    """Prints one line per trained trial (trials done toward --trials, best so far, ETA);
+    over-budget proposals and repeats are counted and summarised, not printed one by one."""
 
     def __init__(self, limit: int | None, out: Callable[[str], None]):
         self.limit, self.out = limit, out
         self.t0 = time.monotonic()
-        self.done_now = 0
-        self.done_before = 0
+        self.trained = 0            # trained trials this run
+        self.skipped = {"over budget": 0, "repeat": 0}
         self.best: tuple[float, int] | None = None
         self.metric = "accuracy"
-        from datetime import datetime, timezone
-
-        self.started_at = datetime.now(timezone.utc).replace(tzinfo=None)
-
-    def start(self, job: SearchJob, existed: bool, prep: dict) -> None:
-        """Say what is being searched and where results go."""
-        self.metric = job.metric
-        self.done_before = job.store.count(job.study)
-        for t in job.store.trials(job.study):
-            self._best(t)
-        budget = f"budget {_short(job.budget_macs)}MACs" if job.budget_macs else "no budget"
-        self.out(f"study {job.study!r} ({'resumed: ' + str(self.done_before) + ' trials done' if existed else 'new'})"
-                 f": space {job.space.name}, {budget}, objectives {'+'.join(job.objectives)}, "
-                 f"sampler {job.sampler}; database {job.store.display_url}")
-        if prep.get("recovered") or prep.get("seeds"):
-            self.out(f"  {prep.get('seeds', 0)} seed architecture(s) queued; "
-                     f"{prep.get('recovered', 0)} interrupted trial(s) marked failed, "
-                     f"{prep.get('retried', 0)} queued for retry")
+        self.store = self.study = None
 
     def _best(self, t: dict) -> None:
-        from nas import quality
-
         m = quality.metric(self.metric)
         if quality.usable(t, m) and (self.best is None or m.better(m.value(t), self.best[0])):
             self.best = (m.value(t), t["number"])
 
+    def nothing(self, job: SearchJob, c: SearchConfig) -> dict:
+        """Say in one line why this run does nothing; returns the summary."""
+        stored = job.store.study(job.study)["config"]
+        was = (f" (it ran with sampler {stored.get('sampler')})"
+               if stored.get("sampler") not in (None, c.sampler) else "")
+        self.out(f"study {job.study!r} already has {job.store.count(job.study)} of {c.trials} "
+                 f"trials{was}; nothing to do: raise --trials to continue it, or pass --study "
+                 "NAME to start a new study")
+        summary = RunSummary(stop_reason=f"{c.trials} trials reached")
+        return {"study": job.study, "storage": job.store.url, "summary": asdict(summary),
+                "seconds": 0.0, "pareto": pareto(job.store.trials(job.study), self.metric),
+                "trials": len(job.store.trials(job.study))}
+
+    def start(self, job: SearchJob, existed: bool, driver, c: SearchConfig) -> None:
+        """Say what is being searched, where results go, and who else works on it."""
+        self.metric, self.store, self.study = job.metric, job.store, job.study
+        done = job.store.count(job.study)
+        for t in job.store.trials(job.study):
+            self._best(t)
+        budget = f"budget {c.budget} ({_short(job.budget_macs)} MACs)" if job.budget_macs else "no budget"
+        state = f"resumed: {done} trials done" if existed else "new"
+        self.out(f"study {job.study!r} ({state}): space {job.space.name}, {budget}, objectives "
+                 f"{'+'.join(job.metric_names())}, sampler {job.sampler}; database {job.store.display_url}")
+        others = driver.run["others"]
+        if others:
+            self.out(f"  joining a running study: {len(others)} other run(s) work on it "
+                     f"({', '.join(others[:4])}); trials are shared toward --trials {c.trials}")
+        queued = job.store.queued(job.study)
+        if driver.recovered or queued:
+            self.out(f"  {len(queued)} architecture(s) queued (seeds, retries); "
+                     f"{len(driver.recovered)} interrupted trial(s) of stopped runs marked failed")
+
     def trial(self, t: dict) -> None:
-        """Print one finished trial (an outcome dict or a stored trial row)."""
-        counted = t.get("feasible", True) and not t.get("interrupted")
-        self.done_now += counted
+        """Count one recorded trial; print it when it was trained."""
+        if not t["feasible"]:
+            self.skipped["over budget"] += 1
+            return
+        if t.get("duplicate_of") is not None:
+            self.skipped["repeat"] += 1
+            return
+        if t.get("interrupted"):
+            return
+        self.trained += 1
         self._best(t)
-        done = self.done_before + self.done_now
+        done = self.store.count(self.study, finished=True) if self.store else self.trained
         elapsed = time.monotonic() - self.t0
         of = f"/{self.limit}" if self.limit else ""
-        from nas import quality
-
         v = quality.metric(self.metric).value(t)
         what = (f"{self.metric} {v:.4f}" if t["state"] == "COMPLETE" and v is not None
                 else (t.get("error") or t["state"]).splitlines()[0][:90])
@@ -419,20 +390,26 @@ class Progress:
         seed = f" [{t['seed_name']}]" if t.get("seed_name") else ""
         best = f"best {self.best[0]:.4f} (#{self.best[1]})" if self.best else "best -"
         eta = ""
-        if self.limit and self.done_now:
-            eta = f" | ETA {_clock(elapsed / self.done_now * max(0, self.limit - done))}"
-        state = t["state"].lower() if t.get("feasible", True) else "skipped"
-        self.out(f"[{done}{of}] trial {t['number']} {state}: {what}, {macs}{seed} "
-                 f"| {best} | {_clock(elapsed)} elapsed{eta}")
+        if self.limit:
+            eta = f" | ETA {_clock(elapsed / self.trained * max(0, self.limit - done))}"
+        skipped = ", ".join(f"{n} {k}" for k, n in self.skipped.items() if n)
+        skipped = f" (+{skipped} not trained)" if skipped else ""
+        self.skipped = dict.fromkeys(self.skipped, 0)
+        self.out(f"[{done}{of}] trial {t['number']} {t['state'].lower()}: {what}, {macs}{seed} "
+                 f"| {best} | {_clock(elapsed)} elapsed{eta}{skipped}")
 
     def finish(self, job: SearchJob, summary: RunSummary, seconds: float) -> dict:
-        """Print the summary, the Pareto table, the database and dashboard paths."""
+        """Print the summary, the Pareto table, the database path."""
         trials = job.store.trials(job.study)
         front = pareto(trials, self.metric)
-        self.out(f"\nthis run: {summary.started} trials in {_clock(seconds)} "
-                 f"({summary.complete} complete, {summary.failed} failed, {summary.pruned} pruned, "
-                 f"{summary.infeasible} over budget){'; ' + summary.stop_reason if summary.stop_reason else ''}")
-        self.out(f"study {job.study!r}: {job.store.count(job.study)} evaluated trials in total")
+        extra = ", ".join(f"{n} {what}" for n, what in (
+            (summary.infeasible, "over-budget proposals"), (summary.repeats, "repeats of evaluated "
+                                                          "architectures")) if n)
+        self.out(f"\nthis run: {summary.complete + summary.failed + summary.pruned} trained trials "
+                 f"in {_clock(seconds)} ({summary.complete} complete, {summary.failed} failed, "
+                 f"{summary.pruned} pruned){'; not trained: ' + extra if extra else ''}"
+                 f"{'; ' + summary.stop_reason if summary.stop_reason else ''}")
+        self.out(f"study {job.study!r}: {job.store.count(job.study)} trained trials in total")
         self.out(pareto_table(front, self.metric))
         from nas.store import sqlite_path
 
@@ -568,20 +545,21 @@ def config_from_args(argv: Sequence[str] | None = None) -> SearchConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; 0 on success, 2 on bad input, 130 when interrupted."""
-    try:
-        c = config_from_args(argv)
-    except SystemExit as e:  # argparse: --help (0) or a usage error (2, one line printed)
-        return int(e.code or 0)
+    """Run the CLI; 0 on success, 2 on bad input, 130 when interrupted (SIGINT or SIGTERM)."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        result = run_search(c)
-    except NasError as e:
-        return cli.fail(e)
+        try:
+            c = config_from_args(argv)
+        except SystemExit as e:  # argparse: --help (0) or a usage error (2, one line printed)
+            return int(e.code or 0)
+        try:
+            result = run_search(c)
+        except NasError as e:
+            return cli.fail(e)
+        print(render_dashboard(result["storage"], result["study"], c.dashboard))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print(render_dashboard(result["storage"], result["study"], c.dashboard))
     if result["summary"]["interrupted"]:
         print("interrupted: the store is consistent; re-run the same command to resume",
               file=sys.stderr)

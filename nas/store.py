@@ -1,33 +1,45 @@
-"""Where search results live: SQLAlchemy tables for studies, trials and per-epoch metrics.
+"""Where search results live: one record per trial in SQLAlchemy tables (``nas_*``).
 
-SQLite by default (WAL journal, busy timeout, eager write locks so that several worker
-processes can share one file); any SQLAlchemy URL works. Every write goes through
-:meth:`TrialStore._write`, the one place that commits or rolls back. Table names carry a
-``nas_`` prefix so Optuna's own RDB tables can live in the same database.
+The ``nas_*`` tables are the single source of truth of a search: studies, runs (one row per
+search process, with its heartbeat), the queue of fixed points still to try (seeds, retries),
+trials and per-epoch metrics. Each fact about a trial is written once, here. Optuna's own
+tables in the same database are an export derived from these (see
+:func:`nas.strategies.optuna_backend.export`), so ``optuna.load_study`` and optuna-dashboard
+work on a study without the two records having to be kept in step trial by trial.
+
+Concurrency: every write that depends on what other processes did (a new trial number, the
+trial limit, the queue, the check for an architecture already trained or training) runs in
+one transaction holding the study's lock: ``BEGIN IMMEDIATE`` on SQLite (WAL journal, busy
+timeout), ``SELECT ... FOR UPDATE`` on the study row elsewhere (PostgreSQL). A process is
+alive while its run's heartbeat is fresh (or, on its own host, while its pid exists); the
+trials of a dead run are marked interrupted and queued again by whoever notices first.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-import math
-
 from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text,
-                        UniqueConstraint, create_engine, event, func, inspect, select)
+                        UniqueConstraint, create_engine, event, func, inspect, select, text, update)
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from nas.errors import NasError
 
-STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL")
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 BUSY_TIMEOUT_MS = 30_000
+#: Seconds between two heartbeats of a live run, and the age after which a run on another
+#: host counts as dead (a run on this host is dead as soon as its process is gone).
+HEARTBEAT_S = 5.0
+STALE_S = 30.0
 #: Longest study name (characters); a unique index needs a bounded column on some databases.
 NAME_MAX = 255
 
@@ -52,17 +64,41 @@ class StudyRow(Base):
     objectives: Mapped[list] = mapped_column(JSON)
     config: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime)
-    trials: Mapped[list["TrialRow"]] = relationship(back_populates="study")
+
+
+class RunRow(Base):
+    """One search process working on a study (a command, a host): liveness and identity."""
+
+    __tablename__ = "nas_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("nas_studies.id"), index=True)
+    index: Mapped[int] = mapped_column(Integer)          # 0 for the study's first run, then 1...
+    worker: Mapped[str] = mapped_column(Text)            # host:pid
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class QueueRow(Base):
+    """A fixed point waiting to be tried: a seed architecture or the retry of an interrupted trial."""
+
+    __tablename__ = "nas_queue"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("nas_studies.id"), index=True)
+    params: Mapped[dict] = mapped_column(JSON)
+    seed_name: Mapped[str | None] = mapped_column(Text)
+    retry_of: Mapped[int | None] = mapped_column(Integer)
 
 
 class TrialRow(Base):
-    """One evaluated (or running, or failed) architecture of a study."""
+    """One proposed architecture of a study: trained, training, repeated or over budget."""
 
     __tablename__ = "nas_trials"
     __table_args__ = (UniqueConstraint("study_id", "number"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("nas_studies.id"), index=True)
-    number: Mapped[int | None] = mapped_column(Integer)  # None while a slot is claimed, not asked
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("nas_runs.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), index=True)
     params: Mapped[dict | None] = mapped_column(JSON)
     genotype: Mapped[str | None] = mapped_column(Text)
@@ -73,20 +109,18 @@ class TrialRow(Base):
     proxy_params: Mapped[int | None] = mapped_column(BigInteger)
     proxy_macs: Mapped[int | None] = mapped_column(BigInteger)
     accuracy: Mapped[float | None] = mapped_column(Float)
+    val_loss: Mapped[float | None] = mapped_column(Float)
     proxy_score: Mapped[float | None] = mapped_column(Float)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     interrupted: Mapped[bool] = mapped_column(default=False)
     feasible: Mapped[bool] = mapped_column(default=True)
     retry_of: Mapped[int | None] = mapped_column(Integer)
-    duplicate_of: Mapped[int | None] = mapped_column(Integer)  # same genotype hash, reused result
+    duplicate_of: Mapped[int | None] = mapped_column(Integer)  # same genotype hash: result reused
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     duration_s: Mapped[float | None] = mapped_column(Float)
     worker: Mapped[str | None] = mapped_column(Text)
-    study: Mapped[StudyRow] = relationship(back_populates="trials")
-    epochs: Mapped[list["EpochRow"]] = relationship(order_by="EpochRow.epoch",
-                                                    cascade="all, delete-orphan")
 
 
 class EpochRow(Base):
@@ -98,21 +132,42 @@ class EpochRow(Base):
     trial_id: Mapped[int] = mapped_column(ForeignKey("nas_trials.id"), index=True)
     epoch: Mapped[int] = mapped_column(Integer)
     val_accuracy: Mapped[float | None] = mapped_column(Float)
+    val_loss: Mapped[float | None] = mapped_column(Float)
     train_loss: Mapped[float | None] = mapped_column(Float)
     seconds: Mapped[float | None] = mapped_column(Float)
 
 
+#: Metric columns a finished trial may carry (and a repeat copies from the trial it repeats).
+METRICS = ("accuracy", "val_loss", "proxy_score", "latency_ms", "proxy_params", "proxy_macs")
+
+
+@dataclass
+class Claim:
+    """The answer to :meth:`TrialStore.claim`.
+
+    status: "new" (train it: ``trial_id``/``number`` are yours), "repeat" (the same
+    architecture is trial ``owner``: finished already, so this trial was recorded with its
+    result, or still running elsewhere, so this RUNNING trial waits for it), "full" (the
+    trial limit is reached) or "taken" (another process took the queued point first).
+    """
+
+    status: str
+    trial_id: int | None = None
+    number: int | None = None
+    owner: dict | None = None
+
+
 def normalize_url(url: str | os.PathLike) -> str:
     """A SQLAlchemy URL from ``url``; a plain file path becomes an absolute ``sqlite:///`` URL."""
-    text = os.fspath(url)
-    if "://" in text:
+    text_ = os.fspath(url)
+    if "://" in text_:
         try:
-            make_url(text)
+            make_url(text_)
         except (ArgumentError, ValueError) as e:
-            raise StoreError(f"cannot parse storage URL {text!r}: {e}; use a SQLAlchemy URL such "
+            raise StoreError(f"cannot parse storage URL {text_!r}: {e}; use a SQLAlchemy URL such "
                              "as sqlite:///runs/nas.db or a plain file path") from None
-        return _default_driver(text)
-    return "sqlite:///" + str(Path(text).expanduser().resolve())
+        return _default_driver(text_)
+    return "sqlite:///" + str(Path(text_).expanduser().resolve())
 
 
 def _default_driver(url: str) -> str:
@@ -216,6 +271,13 @@ def sqlite_path(url: str) -> Path | None:
     return Path(u.database)
 
 
+def is_memory(url: str) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (private to one connection)."""
+    u = make_url(url)
+    return u.get_backend_name() == "sqlite" and (not u.database or u.database == ":memory:"
+                                                 or "mode=memory" in str(u))
+
+
 def check_writable(url: str) -> None:
     """Raise StoreError unless a SQLite database file can be created or written at ``url``."""
     path = sqlite_path(url)
@@ -240,12 +302,15 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def worker_alive(worker: str | None) -> bool:
-    """Whether the process named by ``worker`` (``host:pid``) still runs on this host."""
+def worker_alive(worker: str | None) -> bool | None:
+    """Whether the process ``worker`` (``host:pid``) runs: True/False on this host, None when
+    it runs elsewhere (only its heartbeat can tell)."""
     if not worker or ":" not in worker:
         return False
     host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != socket.gethostname():
+        return None
+    if not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
@@ -293,7 +358,8 @@ def _sqlite_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _begin(conn):  # noqa: ANN001
         # Writers take the lock up front: a deferred transaction that upgrades later fails
-        # with SQLITE_BUSY at once in WAL mode instead of waiting out the busy timeout.
+        # with SQLITE_BUSY at once in WAL mode instead of waiting out the busy timeout. This
+        # also makes every write transaction a critical section of the whole database.
         immediate = conn.get_execution_options().get("nas_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
@@ -338,7 +404,7 @@ def _widen_counts(engine: Engine) -> None:
 
 
 class TrialStore:
-    """Read and write studies and trials in one SQLAlchemy database.
+    """Read and write studies, runs and trials in one SQLAlchemy database.
 
     ``readonly=True`` (export, dashboards) opens an existing store without writing anything:
     no tables are created, SQLite's journal mode is left alone, and a database without nas
@@ -352,7 +418,10 @@ class TrialStore:
         #: The URL with its password masked: the only form to print, log or store.
         self.display_url = mask_url(self.url)
         self.readonly = readonly
-        backend = make_url(self.url).get_backend_name()
+        self.backend = backend = make_url(self.url).get_backend_name()
+        if backend == "sqlite" and is_memory(self.url):
+            raise StoreError("an in-memory SQLite database lives in one connection and is lost "
+                             "at exit; pass --storage with a file path (e.g. nas.db)")
         path = sqlite_path(self.url) if backend == "sqlite" else None
         where = str(path) if path is not None else self.display_url
         if readonly and path is not None:
@@ -385,8 +454,9 @@ class TrialStore:
                 if not inspect(self.engine).has_table(StudyRow.__tablename__):
                     raise StoreError(f"no nas study in {where}; pass the --storage of a search")
             else:
-                Base.metadata.create_all(self._write_engine)
-                _widen_counts(self._write_engine)
+                with self.lock():  # concurrent CREATE TABLEs race on PostgreSQL's catalog
+                    Base.metadata.create_all(self._write_engine)
+                    _widen_counts(self._write_engine)
         except StoreError:
             self.engine.dispose()
             raise
@@ -401,9 +471,10 @@ class TrialStore:
         """Release the connection pool."""
         self.engine.dispose()
 
-    # -- the one place that commits or rolls back --------------------------------------------
+    # -- transactions and locks -----------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[Session]:
+        """The one place that commits or rolls back."""
         if self.readonly:
             raise StoreError(f"{self.display_url} was opened read-only")
         with Session(self._write_engine, expire_on_commit=False) as session:
@@ -419,32 +490,82 @@ class TrialStore:
         with Session(self.engine) as session:
             yield session
 
+    @contextmanager
+    def lock(self, name: str = "nas") -> Iterator[None]:
+        """A lock across processes and hosts on this database, held for the block: an
+        advisory lock on PostgreSQL, ``flock`` on the SQLite file (local file systems only,
+        as SQLite itself), nothing elsewhere. For work outside the ``nas_*`` transactions,
+        such as creating Optuna's tables."""
+        if self.backend == "postgresql":
+            with self.engine.connect() as conn:
+                key = int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "big") & (2**63 - 1)
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+            return
+        path = sqlite_path(self.url)
+        if path is None:
+            yield
+            return
+        import fcntl
+
+        with open(path, "ab") as f:  # flock and SQLite's POSIX locks do not interact on Linux
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _locked_study(self, s: Session, name: str) -> StudyRow:
+        """The study row, locked for this write transaction (claims of a study serialise)."""
+        row = s.scalar(select(StudyRow).where(StudyRow.name == name).with_for_update())
+        if row is None:
+            raise StoreError(f"no study {name!r} in {self.display_url}; known: "
+                             f"{', '.join(st['name'] for st in self.studies()) or 'none'}")
+        return row
+
     # -- studies ------------------------------------------------------------------------------
     def open_study(self, name: str, *, space: str, budget_macs: int | None,
-                   params_budget: int | None, objectives: list[str], config: dict) -> bool:
-        """Create study ``name`` or check that the stored one has the same definition.
+                   params_budget: int | None, objectives: list[str], config: dict,
+                   seeds: list[dict] = ()) -> bool:
+        """Create study ``name`` (queueing ``seeds``, dicts with ``params`` and ``seed_name``)
+        or check that the stored one has the same definition.
 
-        Returns True when the study already existed. Raises StoreError naming the fields that
-        differ (a changed space, budget or objectives would mix incomparable trials).
+        Returns True when the study already existed: its seeds were queued when it was
+        created, once. Raises StoreError naming the fields that differ (a changed space,
+        budget or objectives would mix incomparable trials).
         """
         check_name(name)
         config = check_json(mask_secrets(dict(config)), "config")
-        with self._write() as s:
-            row = s.scalar(select(StudyRow).where(StudyRow.name == name))
-            if row is None:
-                s.add(StudyRow(name=name, space=space, budget_macs=budget_macs,
-                               params_budget=params_budget, objectives=list(objectives),
-                               config=config, created_at=_now()))
-                return False
-            want = {"space": space, "budget_macs": budget_macs, "params_budget": params_budget,
-                    "objectives": list(objectives)}
-            diff = [f"{k} {getattr(row, k)!r} (now {v!r})" for k, v in want.items()
-                    if getattr(row, k) != v]
-            if diff:
-                raise StoreError(f"study {name!r} in {self.display_url} was created with different "
-                                 f"settings: {', '.join(diff)}; pass --study with a new name, or "
-                                 "repeat the original settings to resume it")
-            return True
+        want = {"space": space, "budget_macs": budget_macs, "params_budget": params_budget,
+                "objectives": list(objectives)}
+        for attempt in range(2):
+            try:
+                with self._write() as s:
+                    row = s.scalar(select(StudyRow).where(StudyRow.name == name))
+                    if row is None:
+                        row = StudyRow(name=name, config=dict(config), created_at=_now(), **want)
+                        s.add(row)
+                        s.flush()
+                        for seed in seeds:
+                            check_json(seed["params"], "params")
+                            s.add(QueueRow(study_id=row.id, params=dict(seed["params"]),
+                                           seed_name=seed.get("seed_name")))
+                        return False
+                    break
+            except IntegrityError:  # another process created it at the same moment
+                if attempt:
+                    raise
+        diff = [f"{k} {getattr(row, k)!r} (now {v!r})" for k, v in want.items()
+                if getattr(row, k) != v]
+        if diff:
+            raise StoreError(f"study {name!r} in {self.display_url} was created with different "
+                             f"settings: {', '.join(diff)}; pass --study with a new name, or "
+                             "repeat the original settings to resume it")
+        return True
 
     def study(self, name: str) -> dict | None:
         """One study as plain data (see :meth:`studies`), or None."""
@@ -465,116 +586,225 @@ class TrialStore:
                              f"{', '.join(st['name'] for st in self.studies()) or 'none'}")
         return sid
 
-    # -- trial life cycle ---------------------------------------------------------------------
-    def claim(self, study: str, limit: int | None, worker: str) -> int | None:
-        """Reserve a slot for one more trial unless ``limit`` trials are done or running.
-
-        Counting and reserving happen in one write transaction, so parallel workers never
-        overshoot ``limit``. Returns the slot id for :meth:`start`, or None when full.
-        """
+    # -- runs: one per search process ----------------------------------------------------------
+    def join(self, study: str, worker: str | None = None) -> dict:
+        """Register a run of this process on ``study``; returns ``{"id", "index", "others"}``
+        (``others``: the workers of the other live runs)."""
+        worker = worker or worker_id()
         with self._write() as s:
-            sid = self._study_id(s, study)
-            if limit is not None and self._count(s, sid) >= limit:
-                return None
-            row = TrialRow(study_id=sid, state="RUNNING", worker=worker, started_at=_now())
+            st = self._locked_study(s, study)
+            runs = s.scalars(select(RunRow).where(RunRow.study_id == st.id)).all()
+            now = _now()
+            row = RunRow(study_id=st.id, index=len(runs), worker=worker, started_at=now,
+                         heartbeat_at=now)
             s.add(row)
             s.flush()
-            return row.id
+            others = [r.worker for r in runs if r.finished_at is None and _alive(r, now)]
+            return {"id": row.id, "index": row.index, "others": others}
+
+    def heartbeat(self, run_id: int) -> None:
+        """Say that run ``run_id`` is alive."""
+        with self._write() as s:
+            s.execute(update(RunRow).where(RunRow.id == run_id).values(heartbeat_at=_now()))
+
+    def leave(self, run_id: int) -> None:
+        """Mark run ``run_id`` finished."""
+        with self._write() as s:
+            s.execute(update(RunRow).where(RunRow.id == run_id).values(finished_at=_now()))
+
+    def live_runs(self, study: str) -> list[str]:
+        """Workers of the study's runs that are alive now."""
+        with self._read() as s:
+            sid = self._study_id(s, study)
+            now = _now()
+            return [r.worker for r in s.scalars(select(RunRow).where(
+                RunRow.study_id == sid, RunRow.finished_at.is_(None))) if _alive(r, now)]
+
+    def recover(self, study: str) -> list[dict]:
+        """Mark RUNNING trials of dead runs as interrupted FAILs and queue each again.
+
+        A run is dead when it finished, when its process is gone (same host) or when its
+        heartbeat is older than ``STALE_S``. Returns the recovered trials (plain data).
+        A repeat that waited for a dead run's trial is failed too, without a retry (the
+        retried original will carry the result).
+        """
+        with self._read() as s:  # the common case, nothing to recover, takes no write lock
+            sid = self._study_id(s, study)
+            if not self._stale(s, sid):
+                return []
+        with self._write() as s:
+            st = self._locked_study(s, study)
+            stale = self._stale(s, st.id)
+            out = []
+            for row in s.scalars(select(TrialRow).where(
+                    TrialRow.study_id == st.id, TrialRow.state == "RUNNING",
+                    TrialRow.run_id.in_(stale)).order_by(TrialRow.number)):
+                row.state, row.interrupted, row.finished_at = "FAIL", True, _now()
+                row.error = (f"interrupted: run {row.worker} stopped while the trial ran; "
+                             f"{'retried' if row.duplicate_of is None else 'not retried (a repeat)'}")
+                if row.duplicate_of is None:
+                    s.add(QueueRow(study_id=st.id, params=dict(row.params or {}),
+                                   seed_name=row.seed_name, retry_of=row.number))
+                out.append(_trial_dict(row, []))
+            s.execute(update(RunRow).where(RunRow.id.in_(stale), RunRow.finished_at.is_(None))
+                      .values(finished_at=_now()))
+            return out
 
     @staticmethod
-    def _count(s: Session, sid: int) -> int:
-        """Trials that use up the trial limit: running or evaluated (stopped early by a
-        pruner included), not over budget, not interrupted."""
+    def _stale(s: Session, sid: int) -> list[int]:
+        """Ids of the runs that own RUNNING trials of study ``sid`` but are dead."""
+        now = _now()
+        runs = s.scalars(select(RunRow).where(RunRow.id.in_(
+            select(TrialRow.run_id).where(TrialRow.study_id == sid, TrialRow.state == "RUNNING")))).all()
+        return [r.id for r in runs if r.finished_at is not None or not _alive(r, now)]
+
+    # -- trial life cycle ---------------------------------------------------------------------
+    def queued(self, study: str) -> list[dict]:
+        """The fixed points waiting to be tried, oldest first (``id``, ``params``,
+        ``seed_name``, ``retry_of``)."""
+        with self._read() as s:
+            sid = self._study_id(s, study)
+            return [{"id": q.id, "params": dict(q.params), "seed_name": q.seed_name,
+                     "retry_of": q.retry_of}
+                    for q in s.scalars(select(QueueRow).where(QueueRow.study_id == sid)
+                                       .order_by(QueueRow.id))]
+
+    def claim(self, study: str, run_id: int, limit: int | None, *, params: dict, genotype: str,
+              genotype_hash: str, target_params: int, target_macs: int,
+              seed_name: str | None = None, retry_of: int | None = None,
+              queue_id: int | None = None, worker: str | None = None) -> Claim:
+        """Atomically turn a proposed architecture into a trial (see :class:`Claim`).
+
+        In one transaction holding the study's lock: take the queued point ``queue_id``
+        (if given), refuse when ``limit`` trials are done or running, reuse the trial of an
+        identical architecture (``genotype_hash``) when one is done or running, else start a
+        new RUNNING trial with the next number.
+        """
+        check_json(params, "params")
+        with self._write() as s:
+            st = self._locked_study(s, study)
+            if queue_id is not None:
+                q = s.get(QueueRow, queue_id)
+                if q is None:
+                    return Claim("taken")
+                s.delete(q)
+            owner = s.scalars(select(TrialRow).where(
+                TrialRow.study_id == st.id, TrialRow.genotype_hash == genotype_hash,
+                TrialRow.duplicate_of.is_(None), TrialRow.interrupted.is_(False))
+                .order_by(TrialRow.number).limit(1)).first()
+            if owner is None and limit is not None and self._count(s, st.id) >= limit:
+                if queue_id is not None:
+                    s.rollback()  # the point stays queued for a later run with a higher limit
+                return Claim("full")
+            now = _now()
+            row = TrialRow(study_id=st.id, run_id=run_id, number=self._next_number(s, st.id),
+                           state="RUNNING", params=dict(params), genotype=genotype,
+                           genotype_hash=genotype_hash, seed_name=seed_name, retry_of=retry_of,
+                           target_params=target_params, target_macs=target_macs,
+                           started_at=now, worker=worker or worker_id())
+            if owner is not None:
+                row.duplicate_of = owner.number
+                if owner.state != "RUNNING":
+                    _copy_result(owner, row, now)
+            s.add(row)
+            s.flush()
+            return Claim("repeat" if owner is not None else "new", row.id, row.number,
+                         _trial_dict(owner, []) if owner is not None else None)
+
+    def record_over_budget(self, study: str, run_id: int, *, params: dict, target_params: int,
+                           target_macs: int, error: str, seed_name: str | None = None,
+                           retry_of: int | None = None, queue_id: int | None = None,
+                           worker: str | None = None) -> int | None:
+        """Record a proposal over the budget (never built nor trained) as PRUNED with
+        ``feasible`` False; returns its number (None: the queued point was taken)."""
+        check_json(params, "params")
+        with self._write() as s:
+            st = self._locked_study(s, study)
+            if queue_id is not None:
+                q = s.get(QueueRow, queue_id)
+                if q is None:
+                    return None
+                s.delete(q)
+            now = _now()
+            row = TrialRow(study_id=st.id, run_id=run_id, number=self._next_number(s, st.id),
+                           state="PRUNED", feasible=False, params=dict(params), error=error,
+                           seed_name=seed_name, retry_of=retry_of, target_params=target_params,
+                           target_macs=target_macs, started_at=now, finished_at=now,
+                           duration_s=0.0, worker=worker or worker_id())
+            s.add(row)
+            s.flush()
+            return row.number
+
+    def finish(self, trial_id: int, state: str, *, error: str | None = None,
+               interrupted: bool = False, epochs: list[dict] | None = None,
+               duplicate_of: int | None = None, requeue: bool = False, **metrics: Any) -> dict:
+        """Close a RUNNING trial: COMPLETE with its metrics (:data:`METRICS`) and per-epoch
+        rows, PRUNED, or FAIL with its error text; ``requeue`` queues its point again (an
+        interrupted trial). A trial already closed (e.g. recovered by another process after
+        a long stall) is left as it is. Returns the trial as plain data."""
+        if state not in FINISHED:
+            raise ValueError(f"finish state must be one of {FINISHED}, got {state!r}")
+        bad = set(metrics) - set(METRICS) - {"worker"}
+        if bad:
+            raise ValueError(f"unknown trial fields {sorted(bad)}")
+        with self._write() as s:
+            row = s.get(TrialRow, trial_id)
+            if row.state != "RUNNING":
+                return _trial_dict(row, [])
+            if error is not None:  # PostgreSQL text cannot hold NUL characters
+                error = error.replace("\x00", "\\x00")
+            row.state, row.error, row.interrupted = state, error, interrupted
+            for k, v in metrics.items():
+                setattr(row, k, v)
+            for e in epochs or []:
+                s.add(EpochRow(trial_id=trial_id, epoch=int(e["epoch"]),
+                               val_accuracy=e.get("val_accuracy"), val_loss=e.get("val_loss"),
+                               train_loss=e.get("train_loss"), seconds=e.get("seconds")))
+            row.finished_at = _now()
+            row.duration_s = (row.finished_at - row.started_at).total_seconds()
+            if requeue and row.duplicate_of is None:
+                s.add(QueueRow(study_id=row.study_id, params=dict(row.params or {}),
+                               seed_name=row.seed_name, retry_of=row.number))
+            return _trial_dict(row, [])
+
+    def resolve_repeat(self, trial_id: int) -> dict | None:
+        """Close a repeat whose original has finished by copying its outcome; None while
+        the original still runs. Returns the closed trial as plain data."""
+        with self._write() as s:
+            row = s.get(TrialRow, trial_id)
+            if row.state != "RUNNING":
+                return _trial_dict(row, [])
+            owner = s.scalar(select(TrialRow).where(TrialRow.study_id == row.study_id,
+                                                    TrialRow.number == row.duplicate_of))
+            if owner.state == "RUNNING":
+                return None
+            _copy_result(owner, row, _now())
+            return _trial_dict(row, [])
+
+    @staticmethod
+    def _next_number(s: Session, sid: int) -> int:
+        last = s.scalar(select(func.max(TrialRow.number)).where(TrialRow.study_id == sid))
+        return 0 if last is None else last + 1
+
+    @staticmethod
+    def _count(s: Session, sid: int, finished: bool = False) -> int:
+        """Trials that use up the trial limit: trained or training (stopped early by a
+        pruner, or failed, included); not over budget, not interrupted, not repeats."""
         q = select(func.count()).select_from(TrialRow).where(
             TrialRow.study_id == sid, TrialRow.interrupted.is_(False), TrialRow.feasible.is_(True),
             TrialRow.duplicate_of.is_(None))
+        if finished:
+            q = q.where(TrialRow.state != "RUNNING")
         return s.scalar(q) or 0
 
-    def evaluated(self, slot: int, genotype_hash: str) -> dict | None:
-        """The first COMPLETE trial of ``slot``'s study with this genotype hash (an isomorphic
-        architecture already evaluated under the study's fixed settings), or None."""
-        with self._read() as s:
-            sid = s.get(TrialRow, slot).study_id
-            row = s.scalars(select(TrialRow).where(
-                TrialRow.study_id == sid, TrialRow.genotype_hash == genotype_hash,
-                TrialRow.state == "COMPLETE", TrialRow.duplicate_of.is_(None), TrialRow.id != slot)
-                .order_by(TrialRow.id).limit(1)).first()
-            return None if row is None else _trial_dict(row, [])
-
-    def release(self, slot: int) -> None:
-        """Drop a claimed slot that never became a trial."""
-        with self._write() as s:
-            row = s.get(TrialRow, slot)
-            if row is not None and row.number is None:
-                s.delete(row)
-
-    def start(self, slot: int, number: int, *, params: dict, genotype: str | None = None,
-              genotype_hash: str | None = None, seed_name: str | None = None,
-              retry_of: int | None = None, **costs: int | None) -> None:
-        """Record that trial ``number`` (Optuna's number) runs in ``slot`` with these params
-        and costs (target_params, target_macs, proxy_params, proxy_macs)."""
-        check_json(params, "params")
-        with self._write() as s:
-            row = s.get(TrialRow, slot)
-            row.number, row.params, row.seed_name, row.retry_of = number, params, seed_name, retry_of
-            row.genotype, row.genotype_hash = genotype, genotype_hash
-            for k, v in costs.items():
-                setattr(row, k, v)
-            row.started_at = _now()
-
-    def finish(self, slot: int, state: str, *, accuracy: float | None = None,
-               proxy_score: float | None = None, latency_ms: float | None = None,
-               error: str | None = None, interrupted: bool = False, feasible: bool = True,
-               epochs: list[dict] | None = None, **fields: Any) -> None:
-        """Close a trial: COMPLETE with its metrics and per-epoch rows, PRUNED, or FAIL with
-        its error text; ``fields`` sets further columns (e.g. proxy_macs)."""
-        if state not in FINISHED:
-            raise ValueError(f"finish state must be one of {FINISHED}, got {state!r}")
-        with self._write() as s:
-            row = s.get(TrialRow, slot)
-            row.state, row.accuracy, row.proxy_score = state, accuracy, proxy_score
-            if error is not None:  # PostgreSQL text cannot hold NUL characters
-                error = error.replace("\x00", "\\x00")
-            row.latency_ms, row.error, row.interrupted = latency_ms, error, interrupted
-            row.feasible = feasible
-            for k, v in fields.items():
-                setattr(row, k, v)
-            for e in epochs or []:
-                s.add(EpochRow(trial_id=slot, epoch=int(e["epoch"]),
-                               val_accuracy=e.get("val_accuracy"), train_loss=e.get("train_loss"),
-                               seconds=e.get("seconds")))
-            row.finished_at = _now()
-            row.duration_s = (row.finished_at - row.started_at).total_seconds()
-
-    def recover(self, study: str) -> list[dict]:
-        """Mark RUNNING trials whose worker process is gone as interrupted FAILs.
-
-        Returns the recovered trials (plain data) so the caller can retry them; claimed slots
-        that never got a trial number are deleted.
-        """
-        with self._write() as s:
-            sid = self._study_id(s, study)
-            rows = s.scalars(select(TrialRow).where(TrialRow.study_id == sid,
-                                                    TrialRow.state == "RUNNING")).all()
-            stale = []
-            for row in rows:
-                if worker_alive(row.worker) and row.worker != worker_id():
-                    continue
-                if row.number is None:
-                    s.delete(row)
-                    continue
-                row.state, row.interrupted, row.finished_at = "FAIL", True, _now()
-                row.error = f"interrupted: worker {row.worker} stopped while the trial ran; retried"
-                stale.append(_trial_dict(row, []))
-            return stale
-
     # -- reading ------------------------------------------------------------------------------
-    def trials(self, study_name: str) -> list[dict]:
-        """Every trial of a study as plain data, by trial number (contract in the briefing)."""
+    def trials(self, study_name: str, *, since: int = -1) -> list[dict]:
+        """Every trial of a study as plain data, by trial number (``since``: only numbers
+        above it). Keys: the columns of ``nas_trials`` but the ids, plus ``epochs``."""
         with self._read() as s:
             sid = self._study_id(s, study_name)
             rows = s.scalars(select(TrialRow).where(TrialRow.study_id == sid,
-                                                    TrialRow.number.is_not(None))
+                                                    TrialRow.number > since)
                              .order_by(TrialRow.number)).all()
             epochs: dict[int, list[dict]] = {}
             ids = [r.id for r in rows]
@@ -582,35 +812,54 @@ class TrialStore:
                 for e in s.scalars(select(EpochRow).where(EpochRow.trial_id.in_(ids))
                                    .order_by(EpochRow.trial_id, EpochRow.epoch)):
                     epochs.setdefault(e.trial_id, []).append(
-                        {"epoch": e.epoch, "val_accuracy": e.val_accuracy,
+                        {"epoch": e.epoch, "val_accuracy": e.val_accuracy, "val_loss": e.val_loss,
                          "train_loss": e.train_loss, "seconds": e.seconds})
             return [_trial_dict(r, epochs.get(r.id, [])) for r in rows]
 
     def trial(self, study_name: str, number: int) -> dict:
         """One trial by number; StoreError when absent."""
-        for t in self.trials(study_name):
+        for t in self.trials(study_name, since=number - 1):
             if t["number"] == number:
                 return t
         raise StoreError(f"study {study_name!r} has no trial {number}")
 
-    def count(self, study: str) -> int:
-        """Trials that count toward a trial limit (see :meth:`claim`)."""
+    def count(self, study: str, *, finished: bool = False) -> int:
+        """Trials that count toward a trial limit (see :meth:`_count`); ``finished``: only
+        those that ended."""
         with self._read() as s:
-            return self._count(s, self._study_id(s, study))
+            return self._count(s, self._study_id(s, study), finished)
+
+
+def _alive(run: RunRow, now: datetime) -> bool:
+    alive = worker_alive(run.worker)
+    if alive is not None:
+        return alive
+    return now - run.heartbeat_at < timedelta(seconds=STALE_S)
+
+
+def _copy_result(owner: TrialRow, row: TrialRow, now: datetime) -> None:
+    """Give the repeat ``row`` the outcome of the finished trial ``owner``."""
+    row.state = owner.state if owner.state != "FAIL" or not owner.interrupted else "FAIL"
+    for k in METRICS:
+        setattr(row, k, getattr(owner, k))
+    if owner.interrupted:
+        row.interrupted = True
+        row.error = f"the trial it repeats (#{owner.number}) was interrupted"
+    elif owner.state != "COMPLETE":
+        row.error = f"same architecture as trial {owner.number}: {owner.error or owner.state}"
+    row.finished_at = now
+    row.duration_s = (now - row.started_at).total_seconds() if row.started_at else 0.0
 
 
 _FIELDS = ("number", "state", "params", "genotype", "genotype_hash", "seed_name", "target_params",
-           "target_macs", "proxy_params", "proxy_macs", "accuracy", "proxy_score", "latency_ms",
-           "error", "interrupted", "feasible", "retry_of", "duplicate_of", "started_at", "finished_at", "duration_s", "worker")
+           "target_macs", "proxy_params", "proxy_macs", "accuracy", "val_loss", "proxy_score",
+           "latency_ms", "error", "interrupted", "feasible", "retry_of", "duplicate_of",
+           "started_at", "finished_at", "duration_s", "worker")
 
 
 def _trial_dict(row: TrialRow, epochs: list[dict]) -> dict:
     out = {k: getattr(row, k) for k in _FIELDS}
     out["params"] = dict(row.params or {})
     out["epochs"] = epochs
+    out["trial_id"] = row.id
     return out
-
-
-def dumps(trials: list[dict]) -> str:
-    """Trials as JSON text (datetimes in ISO format), for exports and debugging."""
-    return json.dumps(trials, default=lambda o: o.isoformat() if isinstance(o, datetime) else str(o))

@@ -60,26 +60,31 @@ def cluster():
 
 def _job(store: TrialStore, study: str, trials: int, evaluator, *, seeds: bool = False) -> SearchJob:
     space = load_space("resnet_like")
+    seed_points = [{"params": s.params, "seed_name": s.name} for s in space.seeds()] if seeds else []
     store.open_study(study, space=space.name, budget_macs=None, params_budget=None,
-                     objectives=["accuracy"], config={})
+                     objectives=["accuracy"], config={}, seeds=seed_points)
     return SearchJob(study=study, space=space, budget_macs=None, params_budget=None,
                      objectives=["accuracy"], evaluator=evaluator, store=store, trials=trials,
-                     sampler="random", seed=1, use_seeds=seeds, worker=worker_id())
+                     sampler="random", seed=1, worker=worker_id())
 
 
 def _run(job: SearchJob, tmp_path: Path, **options):
-    from nas.strategies.ray_backend import RayStrategy
+    from nas.strategies.driver import Driver
+    from nas.strategies.ray_backend import run_ray
 
-    strategy = RayStrategy(cpus_per_trial=1, max_epochs=EPOCHS, ray_storage=str(tmp_path / "ray"),
-                           **options)
-    prep = strategy.prepare(job)
-    return prep, strategy.run(job)
+    driver = Driver(job, parallel=2)
+    try:
+        run_ray(driver, job.evaluator, cpus_per_trial=1, max_epochs=EPOCHS,
+                ray_storage=str(tmp_path / "ray"), **options)
+    finally:
+        driver.close()
+    return driver.summary
 
 
 def test_parallel_asha_store_and_resume(cluster, tmp_path):
     store = TrialStore(tmp_path / "nas.db")
     job = _job(store, "ray", 8, EpochEvaluator())
-    _, summary = _run(job, tmp_path)
+    summary = _run(job, tmp_path)
     trials = store.trials("ray")
     assert summary.started == len(trials) == 8
     assert all(t["state"] in ("COMPLETE", "PRUNED") and t["feasible"] for t in trials)
@@ -95,17 +100,18 @@ def test_parallel_asha_store_and_resume(cluster, tmp_path):
 
     # re-running with a higher limit continues the numbering; nothing is repeated or lost
     job = _job(store, "ray", 11, EpochEvaluator())
-    _, summary = _run(job, tmp_path)
+    summary = _run(job, tmp_path)
     again = store.trials("ray")
     assert summary.started == 3 and len(again) == 11
     assert sorted(t["number"] for t in again) == list(range(11))
     assert [t for t in again if t["number"] < 8] == trials
-    # the Optuna study behind the searcher agrees with the store
+    # Optuna's copy of the study agrees with the store
     import optuna
 
     study = optuna.load_study(study_name="ray", storage=store.url)
-    states = {t.number: t.state.name for t in study.trials}
+    states = {t.user_attrs["nas_number"]: t.state.name for t in study.trials}
     assert states == {t["number"]: t["state"] for t in again}
+    assert not (tmp_path / "ray").exists()      # no Ray experiment folders left behind
 
 
 def test_crashed_worker_is_a_failed_trial(cluster, tmp_path):

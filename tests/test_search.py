@@ -102,7 +102,8 @@ def test_loop_stores_every_trial_seeds_first_and_skips_over_budget(tmp_path):
     trials = TrialStore(tmp_path / "s.db").trials("t")
     done = [t for t in trials if t["state"] == "COMPLETE"]
     evaluated = [t for t in done if t["duplicate_of"] is None]
-    assert len(evaluated) == 6 and result["summary"]["complete"] == len(done)
+    assert len(evaluated) == 6 and result["summary"]["complete"] == 6
+    assert result["summary"]["repeats"] == len(done) - 6
     assert trials[0]["seed_name"] == "small" and not any(t["seed_name"] == "big" for t in trials)
     assert len(ev.calls) == 6          # over-budget points and repeated architectures never train
     hashes = [t["genotype_hash"] for t in evaluated]
@@ -136,11 +137,12 @@ def test_loop_stores_every_trial_seeds_first_and_skips_over_budget(tmp_path):
 def test_always_failing_evaluator_fails_trials_and_search_goes_on(tmp_path):
     ev = FakeEvaluator(fail_on=range(1, 100), exc=RuntimeError("boom"))
     result = run_search(_config(tmp_path, trials=4), evaluator=ev, space=TinySpace(), out=lambda s: None)
-    trials = [t for t in TrialStore(tmp_path / "s.db").trials("t") if t["feasible"]]
+    trials = [t for t in TrialStore(tmp_path / "s.db").trials("t")
+              if t["feasible"] and t["duplicate_of"] is None]
     assert len(trials) == 4 and len(ev.calls) == 4
     assert all(t["state"] == "FAIL" and t["error"].startswith("RuntimeError: boom") for t in trials)
     assert result["summary"]["failed"] == 4 and result["pareto"] == []
-    assert set(_optuna_states(tmp_path / "s.db")) <= {"FAIL", "COMPLETE"}  # COMPLETE: over budget
+    assert set(_optuna_states(tmp_path / "s.db")) <= {"FAIL", "PRUNED"}  # PRUNED: over budget
 
 
 def test_resume_continues_the_study_without_repeating_trials(tmp_path):
@@ -189,7 +191,7 @@ def test_single_objective_reports_epochs_and_prunes(tmp_path):
     run_search(_config(tmp_path, objectives=["accuracy"], trials=9, budget=None, sampler="random"),
                evaluator=ev, space=TinySpace(), out=lambda s: None)
     trials = TrialStore(tmp_path / "s.db").trials("t")
-    pruned = [t for t in trials if t["state"] == "PRUNED"]
+    pruned = [t for t in trials if t["state"] == "PRUNED" and t["duplicate_of"] is None]
     assert len([t for t in trials if t["duplicate_of"] is None]) == 9 and pruned and all(t["number"] >= 5 for t in pruned)
     assert all(t["error"].startswith("pruned: epoch 1") for t in pruned)
     assert {"PRUNED", "COMPLETE"} == set(_optuna_states(tmp_path / "s.db"))

@@ -1,27 +1,37 @@
-"""Search strategies behind one small interface (Optuna here; Ray Tune can plug in the same way).
+"""The search's trial pipeline: one driver, several executors.
 
 A :class:`SearchJob` says what to search (space, budgets, objectives), how to evaluate an
 architecture (an :data:`Evaluator`), where results go (a :class:`nas.store.TrialStore`) and
-when to stop. A :class:`Strategy` decides which parameters to try next; running one trial
-(build, count, check the budget, evaluate, store) is shared by every strategy in
-:mod:`nas.strategies.runner`.
+when to stop. :class:`nas.strategies.driver.Driver` owns every trial from proposal to
+record: it asks the optimiser (:mod:`nas.strategies.optuna_backend`), costs the point,
+checks the budget, claims the trial in the store (limit, queue and repeats, atomically),
+records the result and tells the optimiser. Executors only evaluate genotypes: in this
+process or a local process pool (:mod:`nas.strategies.local`), or as Ray Tune trials
+(:mod:`nas.strategies.ray_backend`).
 """
 from __future__ import annotations
 
-import importlib
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol
-
-from nas.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nas.genotype import Genotype
     from nas.store import TrialStore
 
-#: What each objective optimises: accuracy (or a zero-cost proxy score) up, costs down.
+#: What each objective optimises: accuracy (the quality metric: accuracy, val_loss or a
+#: zero-cost proxy score) in its own direction, costs down.
 OBJECTIVES = {"accuracy": "maximize", "macs": "minimize", "params": "minimize",
               "latency": "minimize"}
+
+
+def quality_key(metric: str) -> str:
+    """The trial field holding quality ``metric``: accuracy, val_loss or (a proxy) proxy_score."""
+    return metric if metric in ("accuracy", "val_loss") else "proxy_score"
+
+
+def quality_direction(metric: str) -> str:
+    """'minimize' for val_loss, else 'maximize'."""
+    return "minimize" if metric == "val_loss" else "maximize"
 
 
 class Evaluator(Protocol):
@@ -39,7 +49,7 @@ class Evaluator(Protocol):
 
 @dataclass
 class SearchJob:
-    """Everything a strategy needs to run a search (plain settings plus live objects)."""
+    """Everything the driver needs to run a search (plain settings plus live objects)."""
 
     study: str
     space: Any                      # nas.spaces.SearchSpace
@@ -48,52 +58,34 @@ class SearchJob:
     objectives: list[str]
     evaluator: Evaluator
     store: "TrialStore"
-    trials: int | None = None       # evaluated trials the study should reach
+    trials: int | None = None       # trained trials the study should reach
     timeout: float | None = None    # seconds for this run
     sampler: str = "tpe"
     seed: int = 0
-    use_seeds: bool = True
     worker: str = ""
-    metric: str = "accuracy"        # name of the quality value (a proxy name with --proxy)
+    metric: str = "accuracy"        # the quality metric (accuracy, val_loss or a proxy name)
+    prune: bool = True              # median pruning on per-epoch accuracy (one objective)
     progress: Callable[[dict], None] | None = None
-    options: dict = field(default_factory=dict)
+
+    def directions(self) -> list[str]:
+        """Optuna directions of the objectives."""
+        return [quality_direction(self.metric) if o == "accuracy" else OBJECTIVES[o]
+                for o in self.objectives]
+
+    def metric_names(self) -> list[str]:
+        """The objectives' names as Optuna shows them (the quality metric by its name)."""
+        return [self.metric if o == "accuracy" else o for o in self.objectives]
 
 
 @dataclass
 class RunSummary:
-    """What one run of a strategy did."""
+    """What one run did (``started``: trials recorded by this run, of every kind)."""
 
     started: int = 0
     complete: int = 0
     failed: int = 0
     pruned: int = 0
     infeasible: int = 0
+    repeats: int = 0
     interrupted: bool = False
     stop_reason: str = ""
-
-
-class Strategy(ABC):
-    """Proposes parameters and learns from results; subclasses wrap one optimisation library."""
-
-    name: str = ""
-
-    @abstractmethod
-    def prepare(self, job: SearchJob) -> dict:
-        """Create or resume the strategy's state for ``job`` (once per search, before workers
-        start): recover trials left running by a killed run, enqueue seed architectures.
-        Returns plain data describing what was done (e.g. {"recovered": 2, "seeds": 3})."""
-
-    @abstractmethod
-    def run(self, job: SearchJob) -> RunSummary:
-        """Run trials in this process until the job's trial limit or timeout is reached."""
-
-
-STRATEGIES: Registry[str] = Registry("search strategy")
-STRATEGIES.register("optuna", "nas.strategies.optuna_backend:OptunaStrategy")
-STRATEGIES.register("ray", "nas.strategies.ray_backend:RayStrategy")
-
-
-def get_strategy(name: str, **options: Any) -> Strategy:
-    """An instance of the strategy registered under ``name`` (imported on demand)."""
-    module, _, cls = STRATEGIES.get(name).partition(":")
-    return getattr(importlib.import_module(module), cls)(**options)

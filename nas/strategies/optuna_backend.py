@@ -1,52 +1,56 @@
-"""Optuna strategy: ask/tell with TPE, NSGA-II, random, ... samplers; Optuna's RDB storage
-lives beside the nas tables (same database) so a search resumes by re-running it."""
+"""The optimiser: Optuna samplers on a private in-memory study per run, and the export of a
+study to Optuna's own tables.
+
+Each search process keeps its own in-memory Optuna study: the trials of the store (its own,
+earlier runs', other processes') are added to it as they finish, and only this process asks
+and tells it. So Optuna's RDB tables are never a second record to keep in step; they are
+written by :func:`export`, derived from the store, for ``optuna.load_study`` and
+optuna-dashboard.
+"""
 from __future__ import annotations
 
 import random
-import signal
-import threading
-import time
 import warnings
 
 from nas.registry import Registry
 from nas.store import make_url
-from nas.strategies import OBJECTIVES, RunSummary, SearchJob, Strategy
-from nas.strategies.runner import Outcome, TrialStopped, run_trial
 
-#: name -> (factory(seed, n_objectives) -> sampler); each imports Optuna only when called.
+#: name -> factory(seed, parallel) -> sampler; each imports Optuna only when called.
 SAMPLERS: Registry = Registry("sampler")
-INFEASIBLE_LATENCY_MS = 1e6  # told for an over-budget trial whose latency was never measured
-MAX_INFEASIBLE_STREAK = 500
+#: Objective values the private study is told for an over-budget point (with the constraint,
+#: so constrained samplers learn it); never exported as values.
+INFEASIBLE_LATENCY_MS = 1e6
 #: Random start-up trials of each sampler, drawn feasible by construction (random: all).
 STARTUP = {"tpe": 10, "gp": 10, "nsga2": 16, "nsga3": 16, "random": 1 << 62}
 
 
-def _tpe(seed: int, n_obj: int):
+def _tpe(seed: int, parallel: bool):
     import optuna
-    return optuna.samplers.TPESampler(seed=seed)
+    # Parallel trials: running ones count as bad results, so workers do not all pick one point.
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)
 
 
-def _nsga2(seed: int, n_obj: int):
+def _nsga2(seed: int, parallel: bool):
     import optuna
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
 
 
-def _nsga3(seed: int, n_obj: int):
+def _nsga3(seed: int, parallel: bool):
     import optuna
     return optuna.samplers.NSGAIIISampler(seed=seed, population_size=16)
 
 
-def _random(seed: int, n_obj: int):
+def _random(seed: int, parallel: bool):
     import optuna
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def _gp(seed: int, n_obj: int):
+def _gp(seed: int, parallel: bool):
     import optuna
     return optuna.samplers.GPSampler(seed=seed)
 
 
-def _qmc(seed: int, n_obj: int):
+def _qmc(seed: int, parallel: bool):
     import optuna
     return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
 
@@ -54,6 +58,136 @@ def _qmc(seed: int, n_obj: int):
 for _name, _factory in (("tpe", _tpe), ("nsga2", _nsga2), ("nsga3", _nsga3), ("random", _random),
                         ("gp", _gp), ("qmc", _qmc)):
     SAMPLERS.register(_name, _factory)
+
+
+def _quiet():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return optuna
+
+
+class Proposer:
+    """The optimiser of one run: ask, tell, report epochs, learn what others recorded."""
+
+    def __init__(self, job, index: int, parallel: bool = False):
+        optuna = _quiet()
+        self.job = job
+        seed = (job.seed + 1000 * index) % 2**32
+        self.prunes = job.prune and len(job.objectives) == 1 and job.metric == "accuracy"
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=5) if self.prunes else None
+        self.study = optuna.create_study(sampler=SAMPLERS.get(job.sampler)(seed, parallel),
+                                         pruner=pruner, directions=job.directions())
+        self.rng = random.Random(job.seed * 7919 + index)
+        self.known: set[int] = set()    # store numbers the study holds
+        self.feasible = 0               # feasible trials the study holds
+
+    # -- asking ----------------------------------------------------------------------------
+    def ask(self, fixed: dict | None = None):
+        """A new trial and its point (``fixed``: this point, e.g. a seed)."""
+        if fixed is None and self._startup():
+            fixed = self.job.space.sample(self.rng, self.job.budget_macs, self.job.params_budget)
+        if fixed is not None:
+            self.study.enqueue_trial(fixed)
+        trial = self.study.ask()
+        return trial, self.job.space.suggest(trial, self.job.budget_macs, self.job.params_budget)
+
+    def _startup(self) -> bool:
+        """Whether to draw the next point feasible by construction (``space.sample``): the
+        sampler is still in its random start-up, and most of a space's volume usually lies
+        over the budget. The sampler takes over afterwards."""
+        job = self.job
+        return (self.feasible < STARTUP.get(job.sampler, 0) and hasattr(job.space, "sample")
+                and (job.budget_macs is not None or job.params_budget is not None))
+
+    def report(self, trial, epoch: int, accuracy: float) -> bool:
+        """Report an epoch; True when the pruner says stop."""
+        if not self.prunes:
+            return False
+        trial.report(accuracy, epoch)
+        return trial.should_prune()
+
+    # -- telling ---------------------------------------------------------------------------
+    def tell(self, trial, t: dict) -> None:
+        """Tell how the stored trial ``t`` (asked here as ``trial``) ended."""
+        from optuna.trial import TrialState
+
+        self.known.add(t["number"])
+        self.feasible += bool(t["feasible"])
+        if t["state"] == "COMPLETE" or not t["feasible"]:
+            self.study.tell(trial, self.values(t))
+        else:
+            self.study.tell(trial, state=TrialState.PRUNED if t["state"] == "PRUNED"
+                            else TrialState.FAIL)
+
+    def forget(self, trial) -> None:
+        """Drop an asked trial that did not become a stored one."""
+        from optuna.trial import TrialState
+
+        self.study.tell(trial, state=TrialState.FAIL)
+
+    def values(self, t: dict) -> list[float]:
+        """The private objective vector of a stored trial; an over-budget point gets the
+        worst quality (its constraint tells constrained samplers the rest)."""
+        from nas.strategies import quality_key
+
+        job = self.job
+        worst = float("inf") if job.directions()[0] == "minimize" else 0.0
+        quality = t.get(quality_key(job.metric)) if t["feasible"] else worst
+        table = {"accuracy": quality, "macs": t.get("target_macs"),
+                 "params": t.get("target_params"),
+                 "latency": t.get("latency_ms") if t["feasible"] else INFEASIBLE_LATENCY_MS}
+        values = [table[o] for o in job.objectives]
+        missing = [o for o, v in zip(job.objectives, values) if v is None]
+        if missing:
+            raise RuntimeError(f"the evaluator returned no value for objective(s) {missing}")
+        return [float(v) for v in values]
+
+    def learn(self, trials: list[dict]) -> int:
+        """Add the finished stored trials the study does not hold yet; returns how many."""
+        new = [t for t in trials if t["state"] != "RUNNING" and t["number"] not in self.known
+               and not t["interrupted"]]
+        for t in new:
+            frozen = frozen_trial(self.job, t, self.values(t) if t["state"] == "COMPLETE"
+                                  or not t["feasible"] else None, private=True)
+            self.study.add_trial(frozen)
+            self.known.add(t["number"])
+            self.feasible += bool(t["feasible"])
+        return len(new)
+
+
+def frozen_trial(job, t: dict, values: list[float] | None, private: bool = False):
+    """An Optuna FrozenTrial for the stored trial ``t``: its params with their distributions
+    (replayed through ``space.suggest``), values, constraints, per-epoch accuracy and (for
+    the export) what the store knows about it as user attributes."""
+    import optuna
+    from optuna.trial import TrialState
+
+    fixed = optuna.trial.FixedTrial(t["params"])
+    job.space.suggest(fixed, job.budget_macs, job.params_budget)
+    if t["state"] == "COMPLETE" or (private and not t["feasible"]):
+        state = TrialState.COMPLETE
+    else:
+        state = TrialState.PRUNED if t["state"] == "PRUNED" else TrialState.FAIL
+    if state == TrialState.COMPLETE and values is None:  # a metric missing: not a result
+        state = TrialState.FAIL
+    attrs = {} if private else {k: t[k] for k in (
+        "number", "genotype_hash", "seed_name", "target_macs", "target_params", "accuracy",
+        "val_loss", "proxy_score", "duplicate_of", "retry_of") if t.get(k) is not None}
+    if not private:
+        attrs = {("nas_number" if k == "number" else k): v for k, v in attrs.items()}
+        if t.get("error"):
+            attrs["error"] = t["error"].splitlines()[0][:500]
+        if not t["feasible"]:
+            attrs["outcome"] = "over budget"
+    inter = {e["epoch"]: e["val_accuracy"] for e in t.get("epochs") or []
+             if e.get("val_accuracy") is not None}
+    return optuna.trial.create_trial(
+        state=state, values=values if state == TrialState.COMPLETE else None,
+        params=fixed.params, distributions=fixed.distributions, user_attrs=attrs,
+        intermediate_values=inter if len(job.objectives) == 1 else None,
+        constraints=fixed.constraints or None)
 
 
 def rdb_storage(url: str):
@@ -68,246 +202,32 @@ def rdb_storage(url: str):
     return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
-class OptunaStrategy(Strategy):
-    """Optuna ask/tell loop over a :class:`SearchJob`."""
-
-    name = "optuna"
-
-    def __init__(self, storage_url: str | None = None, worker_index: int = 0):
-        self.storage_url = storage_url
-        self.worker_index = worker_index
-        self._startup_done = False
-        self._space_constrains: bool | None = None
-
-    def study(self, job: SearchJob):
-        """Create or load the Optuna study of ``job``."""
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        sampler = SAMPLERS.get(job.sampler)(job.seed + 1000 * self.worker_index,
-                                            len(job.objectives))
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=5) if self._prunes(job) else None
-        return optuna.create_study(
-            study_name=job.study, storage=rdb_storage(self.storage_url or job.store.url),
-            sampler=sampler, pruner=pruner, load_if_exists=True,
-            directions=[OBJECTIVES[o] for o in job.objectives])
-
-    @staticmethod
-    def _prunes(job: SearchJob) -> bool:
-        # Optuna's Trial.report raises for multi-objective studies.
-        return len(job.objectives) == 1 and job.options.get("prune", True)
-
-    # -- before workers start -------------------------------------------------------------
-    def prepare(self, job: SearchJob) -> dict:
-        """Recover trials of a killed run (retrying them) and enqueue the space's seeds."""
-        from optuna.trial import TrialState
-
-        study = self.study(job)
-        recovered = {t["number"]: t for t in job.store.recover(job.study)}
-        stored = {t["number"]: t for t in job.store.trials(job.study)}
-        retried = 0
-        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            row = stored.get(frozen.number)
-            if row is not None and row["state"] == "RUNNING":
-                continue  # a live worker of another run owns it
-            if row is not None and row["state"] != "FAIL":
-                self._tell(study, frozen.number, job, _outcome_of(row, job))
-                continue
-            study.tell(frozen.number, state=TrialState.FAIL)
-            if row is not None and not row["interrupted"]:
-                continue  # a real failure, stored before the kill
-            params = (row or {}).get("params") or frozen.system_attrs.get("fixed_params")
-            if params:
-                attrs = {"retry_of": frozen.number}
-                seed_name = (row or {}).get("seed_name") or frozen.user_attrs.get("seed_name")
-                if seed_name:
-                    attrs["seed_name"] = seed_name
-                study.enqueue_trial(params, user_attrs=attrs)
-                retried += 1
-        seeds = 0
-        if job.use_seeds:
-            for seed in job.space.seeds(job.budget_macs):
-                if seed.fits:
-                    study.enqueue_trial(dict(seed.params), user_attrs={"seed_name": seed.name},
-                                        skip_if_exists=True)
-                    seeds += 1
-        return {"recovered": len(recovered), "retried": retried, "seeds": seeds}
-
-    # -- the loop -------------------------------------------------------------------------
-    def run(self, job: SearchJob) -> RunSummary:
-        """Ask, evaluate, tell until the trial limit, the timeout or Ctrl-C."""
-        study = self.study(job)
-        summary = RunSummary()
-        rng = random.Random(job.seed * 7919 + self.worker_index)
-        t0 = time.monotonic()
-        streak = 0
-        while True:
-            if job.timeout is not None and time.monotonic() - t0 >= job.timeout:
-                summary.stop_reason = f"timeout of {job.timeout:g} s reached"
-                break
-            if streak >= MAX_INFEASIBLE_STREAK:
-                summary.stop_reason = (f"{streak} over-budget proposals in a row; the budget "
-                                       "may be too small for the space")
-                break
-            slot = job.store.claim(job.study, job.trials, job.worker)
-            if slot is None:
-                summary.stop_reason = f"{job.trials} trials reached"
-                break
-            trial = None
-            try:
-                try:
-                    self._feed_startup(job, study, rng)
-                    trial = study.ask()
-                except BaseException:
-                    job.store.release(slot)
-                    raise
-                outcome = self._one(job, study, trial, slot)
-            except KeyboardInterrupt:
-                self._abandon(job, study, trial, slot)
-                summary.interrupted = True
-                summary.stop_reason = "interrupted"
-                break
-            summary.started += 1
-            _count(summary, outcome)
-            streak = streak + 1 if not outcome.feasible else 0
-            if job.progress:
-                job.progress({"number": trial.number, "state": outcome.state,
-                              "feasible": outcome.feasible, "values": outcome.values,
-                              "error": outcome.error, "seed_name": trial.user_attrs.get("seed_name"),
-                              **outcome.metrics})
-        return summary
-
-    def _feed_startup(self, job: SearchJob, study, rng: random.Random) -> None:
-        """Queue a feasible random point while the sampler is still in its random start-up.
-
-        Samplers start with uniform random proposals, and most of a space's volume usually
-        lies over the budget: drawing the start-up points feasible by construction
-        (``space.sample``) keeps those trials useful. The sampler takes over afterwards.
-        """
-        from optuna.trial import TrialState
-
-        startup = STARTUP.get(job.sampler, 0)
-        if self._startup_done or not startup or not hasattr(job.space, "sample") \
-                or (job.budget_macs is None and job.params_budget is None):
-            return
-        if job.store.count(job.study) > startup:
-            self._startup_done = True
-            return
-        if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            return  # seeds or retries go first
-        params = job.space.sample(rng, job.budget_macs, job.params_budget)
-        study.enqueue_trial(params, user_attrs={"startup": True})
-
-    def _one(self, job: SearchJob, study, trial, slot: int) -> Outcome:
-        """Suggest params for ``trial``, run it, tell Optuna."""
-        try:
-            params = job.space.suggest(trial, job.budget_macs, job.params_budget)
-        except Exception as e:  # noqa: BLE001 - a broken space point fails this trial only
-            job.store.start(slot, trial.number, params=dict(trial.params))
-            job.store.finish(slot, "FAIL", error=f"{type(e).__name__}: {e}")
-            outcome = Outcome("FAIL", error=f"{type(e).__name__}: {e}")
-        else:
-            attrs = trial.user_attrs
-            outcome = run_trial(job, slot, trial.number, params, seed_name=attrs.get("seed_name"),
-                                retry_of=attrs.get("retry_of"), report=self._reporter(job, trial))
-            self._ensure_constraint(job, trial, outcome)
-        self._tell(study, trial, job, outcome)
-        return outcome
-
-    def _ensure_constraint(self, job: SearchJob, trial, outcome: Outcome) -> None:
-        """State the MAC budget as a constraint when the space's ``suggest`` does not (checked
-        on the first trial only: each check is a storage read)."""
-        if job.budget_macs is None or "target_macs" not in outcome.metrics:
-            return
-        if self._space_constrains is None:
-            self._space_constrains = bool(trial.constraints)
-        if not self._space_constrains:
-            trial.set_constraint("macs_over_budget",
-                                 (outcome.metrics["target_macs"] - job.budget_macs) / job.budget_macs)
-
-    def _reporter(self, job: SearchJob, trial):
-        if not self._prunes(job):
-            return None
-
-        def report(epoch: int, accuracy: float) -> None:
-            trial.report(accuracy, epoch)
-            if trial.should_prune():
-                raise TrialStopped(f"epoch {epoch} accuracy {accuracy:.4f} below the median")
-        return report
-
-    @staticmethod
-    def _tell(study, trial, job: SearchJob, outcome: Outcome, recovering: bool = False) -> None:
-        """Tell Optuna how a trial ended (``recovering``: it may have been told already)."""
-        from optuna.trial import TrialState
-
-        if outcome.state == "COMPLETE":
-            study.tell(trial, outcome.values, skip_if_finished=recovering)
-        elif not outcome.feasible:
-            study.tell(trial, _infeasible_values(job, outcome.metrics), skip_if_finished=recovering)
-        else:
-            state = TrialState.PRUNED if outcome.state == "PRUNED" else TrialState.FAIL
-            study.tell(trial, state=state, skip_if_finished=recovering)
-
-    def _abandon(self, job: SearchJob, study, trial, slot: int) -> None:
-        """Leave store and study consistent after Ctrl-C: an unfinished trial is retried on
-        resume, a finished one keeps its result."""
-        restore = _ignore_sigint()
-        try:
-            job.store.release(slot)  # no-op once the slot became a trial
-            if trial is None:
-                return
-            row = next((t for t in job.store.trials(job.study) if t["number"] == trial.number),
-                       None)
-            if row is not None and row["state"] == "RUNNING":
-                job.store.finish(slot, "FAIL", interrupted=True,
-                                 error="interrupted by the user (Ctrl-C); retried on resume")
-            elif row is not None and not row["interrupted"]:
-                self._tell(study, trial, job, _outcome_of(row, job), recovering=True)
-                return
-            self._tell(study, trial, job, Outcome("FAIL"), recovering=True)
-            if trial.params:  # partial params are fine: the rest is sampled again
-                attrs = {"retry_of": trial.number}
-                if trial.user_attrs.get("seed_name"):
-                    attrs["seed_name"] = trial.user_attrs["seed_name"]
-                study.enqueue_trial(dict(trial.params), user_attrs=attrs)
-        finally:
-            restore()
+def export(job) -> int:
+    """Bring Optuna's copy of the study (its RDB tables, same database) up to date with the
+    store: each finished trial not there yet is added, COMPLETE with its objective values,
+    PRUNED (stopped early; or over budget, with the constraint and ``outcome`` 'over
+    budget'), or FAIL with its error. Returns the number of trials added. Idempotent and
+    safe with several processes (under the store's lock)."""
+    optuna = _quiet()
+    store = job.store
+    trials = [t for t in store.trials(job.study) if t["state"] != "RUNNING"]
+    with store.lock("nas-optuna"):   # Optuna's schema creation is not safe to race
+        study = optuna.create_study(study_name=job.study, storage=rdb_storage(store.url),
+                                    directions=job.directions(), load_if_exists=True)
+        if study.metric_names is None:
+            study.set_metric_names(job.metric_names())
+        have = {t.user_attrs.get("nas_number") for t in study.get_trials(deepcopy=False)}
+        new = [t for t in trials if t["number"] not in have]
+        study.add_trials([frozen_trial(job, t, _export_values(job, t)) for t in new])
+    return len(new)
 
 
-def _infeasible_values(job: SearchJob, metrics: dict) -> list[float]:
-    """Objective values told for an over-budget trial (the constraint does the real work)."""
-    table = {"accuracy": 0.0, "macs": float(metrics.get("target_macs", 0)),
-             "params": float(metrics.get("target_params", 0)), "latency": INFEASIBLE_LATENCY_MS}
-    return [table[o] for o in job.objectives]
+def _export_values(job, t: dict) -> list[float] | None:
+    if t["state"] != "COMPLETE":
+        return None
+    from nas.strategies import quality_key
 
-
-def _outcome_of(row: dict, job: SearchJob) -> Outcome:
-    """The outcome a finished stored trial implies (to tell Optuna after a kill)."""
-    from nas.strategies.runner import objective_values
-
-    metrics = {k: row.get(k) for k in ("accuracy", "proxy_score", "latency_ms", "target_macs",
-                                       "target_params")}
-    if row["state"] == "COMPLETE":
-        return Outcome("COMPLETE", values=objective_values(job, metrics), metrics=metrics)
-    return Outcome(row["state"], feasible=row.get("feasible", True), metrics=metrics)
-
-
-def _count(summary: RunSummary, outcome: Outcome) -> None:
-    if not outcome.feasible:
-        summary.infeasible += 1
-    elif outcome.state == "COMPLETE":
-        summary.complete += 1
-    elif outcome.state == "PRUNED":
-        summary.pruned += 1
-    else:
-        summary.failed += 1
-
-
-def _ignore_sigint():
-    """Ignore further Ctrl-C while cleaning up; returns the function restoring the handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return lambda: signal.signal(signal.SIGINT, old)
-
+    table = {"accuracy": t.get(quality_key(job.metric)), "macs": t.get("target_macs"),
+             "params": t.get("target_params"), "latency": t.get("latency_ms")}
+    values = [table[o] for o in job.objectives]
+    return None if any(v is None for v in values) else [float(v) for v in values]
