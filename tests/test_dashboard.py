@@ -37,17 +37,23 @@ def make_store(path, study="demo", space="resnet_like", n=10, seed=0, fail_at=(3
     store.open_study(study, space=space, budget_macs=200_000_000, params_budget=None,
                      objectives=["accuracy", "target_macs"], config={"n": n, **(config or {})})
     rng = random.Random(seed)
+    seen = set()
     for i in range(n):
-        depths = [rng.choice([1, 2]) for _ in range(3)]
-        width = rng.choice([8, 16])
-        se = rng.choice([None, 4])
+        while True:  # distinct architectures (the store records a repeat as a repeat)
+            depths = [rng.choice([1, 2]) for _ in range(3)]
+            width = rng.choice([8, 16])
+            se = rng.choice([None, 4])
+            if (tuple(depths), width, se) not in seen:
+                seen.add((tuple(depths), width, se))
+                break
         g = small_resnet(depths, width, se=se)
         c = count(g)
-        slot = store.claim(study, None, "test-worker")
-        store.start(slot, i, params={"depth": sum(depths), "width": width, "se": bool(se)},
-                    genotype=g.to_json(), genotype_hash=g.canonical_hash(),
-                    seed_name="resnet_tiny" if i == 0 else None,
-                    target_params=c.params, target_macs=c.macs)
+        run = store.join(study, "test-worker:1")["id"]
+        slot = store.claim(study, run, None, params={"depth": sum(depths), "width": width,
+                                                     "se": bool(se), "i": i},
+                           genotype=g.to_json(), genotype_hash=g.canonical_hash(),
+                           seed_name="resnet_tiny" if i == 0 else None,
+                           target_params=c.params, target_macs=c.macs).trial_id
         if i in fail_at:
             store.finish(slot, "FAIL", error="TrialFailure: loss is NaN <b>at epoch 1</b>")
         elif i not in running_at:

@@ -22,17 +22,21 @@ def db(tmp_path):
     store = TrialStore(tmp_path / "s.db")
     store.open_study("s", space="tiny", budget_macs=10**6, params_budget=None,
                      objectives=["accuracy", "macs"], config={})
+    run = store.join("s")["id"]
     rows = [(0, 4, "COMPLETE", 0.5, True), (1, 8, "COMPLETE", 0.9, True),
             (2, 16, "COMPLETE", 0.99, False), (3, 32, "FAIL", None, True)]
     for number, width, state, acc, feasible in rows:
         g = _net(width)
-        slot = store.claim("s", None, worker_id())
-        store.start(slot, number, params={"width": width}, genotype=g.to_json(),
-                    genotype_hash=g.canonical_hash(), target_macs=count(g).macs)
-        store.finish(slot, state, accuracy=acc, feasible=feasible,
-                     error="RuntimeError: boom" if state == "FAIL" else None)
-    slot = store.claim("s", None, worker_id())          # failed before building: no genotype
-    store.start(slot, 4, params={"width": 64})
+        if not feasible:  # over budget: recorded, never trained
+            store.record_over_budget("s", run, params={"width": width}, target_params=count(g).params,
+                                     target_macs=count(g).macs, error="over budget")
+            continue
+        slot = store.claim("s", run, None, params={"width": width}, genotype=g.to_json(),
+                           genotype_hash=g.canonical_hash(), target_params=count(g).params,
+                           target_macs=count(g).macs).trial_id
+        store.finish(slot, state, accuracy=acc, error="RuntimeError: boom" if state == "FAIL" else None)
+    slot = store.claim("s", run, None, params={"width": 64}, genotype=None, genotype_hash=None,
+                       target_params=None, target_macs=None).trial_id   # failed before building
     store.finish(slot, "FAIL", error="SpaceError: bad point")
     return tmp_path / "s.db"
 
