@@ -286,15 +286,18 @@ def check_writable(url: str) -> None:
     if not path.parent.is_dir():
         raise StoreError(f"cannot create database {path}: folder {path.parent} does not exist; "
                          "create it or pass --storage with another path or URL")
-    existed = path.exists()
+    if path.exists():  # never open and close it: that drops this process's SQLite locks on it
+        if not os.access(path, os.W_OK):
+            raise StoreError(f"database {path} is not writable (permission denied or a "
+                             "read-only file system); pass --storage with a writable path or URL")
+        return
     try:  # permission bits alone mislead (root, read-only mounts, /proc): try for real
         with open(path, "ab"):
             pass
     except OSError as e:
         raise StoreError(f"database {path} is not writable ({e.strerror}); pass --storage with "
                          "a writable path or URL") from None
-    if not existed:
-        path.unlink()
+    path.unlink()
 
 
 def worker_id() -> str:
@@ -512,12 +515,13 @@ class TrialStore:
             return
         import fcntl
 
-        with open(path, "ab") as f:  # flock and SQLite's POSIX locks do not interact on Linux
-            fcntl.flock(f, fcntl.LOCK_EX)
+        fd, guard = _lock_handle(path)
+        with guard:  # flock does not exclude threads sharing one open file
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _locked_study(self, s: Session, name: str) -> StudyRow:
         """The study row, locked for this write transaction (claims of a study serialise)."""
@@ -828,6 +832,21 @@ class TrialStore:
         those that ended."""
         with self._read() as s:
             return self._count(s, self._study_id(s, study), finished)
+
+
+_LOCKS: dict = {}
+
+
+def _lock_handle(path: Path):
+    """This process's descriptor of ``path`` for ``flock``, opened once and never closed:
+    closing any descriptor of a SQLite file drops the POSIX locks SQLite holds on it in this
+    process (a documented SQLite pitfall)."""
+    import threading
+
+    key = (str(path), os.getpid())
+    if key not in _LOCKS:
+        _LOCKS[key] = (os.open(path, os.O_RDONLY | os.O_CREAT, 0o644), threading.Lock())
+    return _LOCKS[key]
 
 
 def _alive(run: RunRow, now: datetime) -> bool:

@@ -1,16 +1,20 @@
-"""nas.store: schema, the read contract, WAL/busy timeout, claims under concurrency, recovery."""
+"""nas.store: schema, the read contract, WAL/busy timeout, atomic claims under concurrency on
+SQLite and PostgreSQL (limit, numbers, repeats, the queue), runs, heartbeats and recovery."""
 import multiprocessing as mp
 import os
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 
+import nas.store as store_module
 from nas.store import StoreError, TrialStore, normalize_url, worker_alive, worker_id
 
 KEYS = {"number", "state", "params", "genotype", "genotype_hash", "seed_name", "target_params",
-        "target_macs", "proxy_params", "proxy_macs", "accuracy", "latency_ms", "error",
+        "target_macs", "proxy_params", "proxy_macs", "accuracy", "val_loss", "proxy_score",
+        "latency_ms", "error", "interrupted", "feasible", "retry_of", "duplicate_of",
         "started_at", "finished_at", "duration_s", "worker", "epochs"}
 
 
@@ -21,13 +25,16 @@ def _study(store, name="s", **kw):
     return store.open_study(name, **args)
 
 
-def _trial(store, number, state="COMPLETE", study="s", worker=None, **fields):
-    slot = store.claim(study, None, worker or worker_id())
-    store.start(slot, number, params={"w": number}, genotype="{}", genotype_hash=f"h{number}",
-                target_macs=10 * number, target_params=number)
+def _claim(store, run, h, limit=None, study="s", **kw):
+    return store.claim(study, run, limit, params={"h": h}, genotype="{}", genotype_hash=h,
+                       target_params=1, target_macs=10, **kw)
+
+
+def _trial(store, run, h, state="COMPLETE", **fields):
+    c = _claim(store, run, h)
     if state != "RUNNING":
-        store.finish(slot, state, **fields)
-    return slot
+        store.finish(c.trial_id, state, **fields)
+    return c
 
 
 def test_plain_path_becomes_sqlite_url_with_wal_and_busy_timeout(tmp_path):
@@ -39,44 +46,53 @@ def test_plain_path_becomes_sqlite_url_with_wal_and_busy_timeout(tmp_path):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     raw = sqlite3.connect(tmp_path / "a.db")
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert {"nas_studies", "nas_trials", "nas_epochs"} <= {
+    assert {"nas_studies", "nas_runs", "nas_queue", "nas_trials", "nas_epochs"} <= {
         r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
-def test_sqlalchemy_urls_are_accepted(tmp_path):
-    mem = TrialStore("sqlite://")
-    _study(mem)
-    assert [s["name"] for s in mem.studies()] == ["s"]
+def test_urls_and_in_memory_sqlite_refused_in_one_line(tmp_path):
     url = f"sqlite:///{tmp_path}/b.db"
     assert normalize_url(url) == url
     assert TrialStore(url).studies() == []
     with pytest.raises(StoreError, match="cannot parse storage URL"):
         normalize_url("nope://::")
+    for memory in ("sqlite://", "sqlite:///:memory:"):
+        with pytest.raises(StoreError) as e:
+            TrialStore(memory)
+        assert "in-memory SQLite" in str(e.value) and "\n" not in str(e.value)
 
 
-def test_trial_dicts_follow_the_contract(tmp_path):
-    store = TrialStore(tmp_path / "a.db")
+def test_trial_dicts_follow_the_contract(storage_url):
+    store = TrialStore(storage_url)
     assert _study(store) is False
     st = store.studies()[0]
     assert st["name"] == "s" and st["budget_macs"] == 1000 and st["objectives"] == ["accuracy", "macs"]
     assert st["config"] == {"epochs": 1} and st["created_at"] is not None
-    slot = _trial(store, 0, "RUNNING")
-    store.finish(slot, "COMPLETE", accuracy=0.75, latency_ms=3.5, proxy_macs=7,
-                 epochs=[{"epoch": 2, "val_accuracy": 0.75, "train_loss": 0.5, "seconds": 1.0},
-                         {"epoch": 1, "val_accuracy": 0.5, "train_loss": 1.0, "seconds": 1.0}])
-    _trial(store, 1, "FAIL", error="RuntimeError: boom")
+    run = store.join("s")["id"]
+    c = _trial(store, run, "a", "RUNNING")
+    assert (c.status, c.number) == ("new", 0)
+    store.finish(c.trial_id, "COMPLETE", accuracy=0.75, val_loss=0.6, latency_ms=3.5, proxy_macs=7,
+                 epochs=[{"epoch": 2, "val_accuracy": 0.75, "val_loss": 0.6, "train_loss": 0.5,
+                          "seconds": 1.0},
+                         {"epoch": 1, "val_accuracy": 0.5, "val_loss": 0.9, "train_loss": 1.0,
+                          "seconds": 1.0}])
+    _trial(store, run, "b", "FAIL", error="RuntimeError: boom")
     t0, t1 = store.trials("s")
     assert KEYS <= set(t0)
-    assert (t0["state"], t0["accuracy"], t0["latency_ms"], t0["proxy_macs"]) == ("COMPLETE", 0.75, 3.5, 7)
-    assert [e["epoch"] for e in t0["epochs"]] == [1, 2]
-    assert t0["params"] == {"w": 0} and t0["duration_s"] >= 0 and t0["finished_at"] >= t0["started_at"]
+    assert (t0["state"], t0["accuracy"], t0["val_loss"], t0["latency_ms"], t0["proxy_macs"]) == \
+        ("COMPLETE", 0.75, 0.6, 3.5, 7)
+    assert [(e["epoch"], e["val_loss"]) for e in t0["epochs"]] == [(1, 0.9), (2, 0.6)]
+    assert t0["params"] == {"h": "a"} and t0["duration_s"] >= 0 and t0["finished_at"] >= t0["started_at"]
     assert (t1["state"], t1["error"], t1["accuracy"]) == ("FAIL", "RuntimeError: boom", None)
+    store.close()
 
 
-def test_reopening_a_study_checks_its_definition(tmp_path):
+def test_reopening_a_study_checks_its_definition_and_queues_seeds_once(tmp_path):
     store = TrialStore(tmp_path / "a.db")
-    _study(store)
-    assert _study(store) is True
+    seeds = [{"params": {"w": 1}, "seed_name": "one"}, {"params": {"w": 2}, "seed_name": "two"}]
+    assert _study(store, seeds=seeds) is False
+    assert _study(store, seeds=seeds) is True
+    assert [q["seed_name"] for q in store.queued("s")] == ["one", "two"]
     with pytest.raises(StoreError, match=r"budget_macs 1000 \(now 2000\)"):
         _study(store, budget_macs=2000)
     with pytest.raises(StoreError, match="objectives"):
@@ -87,68 +103,155 @@ def test_reopening_a_study_checks_its_definition(tmp_path):
 def test_failed_write_rolls_back(tmp_path):
     store = TrialStore(tmp_path / "a.db")
     _study(store)
-    slot = _trial(store, 0, "RUNNING")
+    c = _trial(store, store.join("s")["id"], "a", "RUNNING")
     with pytest.raises(Exception):
-        store.finish(slot, "COMPLETE", epochs=[{"epoch": 1}, {"epoch": 1}])  # duplicate epoch row
+        store.finish(c.trial_id, "COMPLETE", epochs=[{"epoch": 1}, {"epoch": 1}])  # duplicate epoch row
     t = store.trials("s")[0]
     assert t["state"] == "RUNNING" and t["epochs"] == []
 
 
-def test_claims_respect_the_limit_and_what_counts(tmp_path):
+def test_claims_respect_the_limit_what_counts_and_repeats(tmp_path):
     store = TrialStore(tmp_path / "a.db")
     _study(store)
-    _trial(store, 0, "COMPLETE")
-    _trial(store, 1, "PRUNED", feasible=False)        # over budget: not counted
-    _trial(store, 2, "FAIL", interrupted=True)        # interrupted: retried, not counted
-    _trial(store, 3, "FAIL")                          # a real failure counts
-    _trial(store, 4, "PRUNED")                        # stopped early by a pruner counts
-    assert store.count("s") == 3
-    a = store.claim("s", 4, worker_id())
-    assert a is not None and store.claim("s", 4, worker_id()) is None
-    store.release(a)
-    assert store.count("s") == 3 and store.claim("s", 4, worker_id()) is not None
+    run = store.join("s")["id"]
+    _trial(store, run, "a", "COMPLETE", accuracy=0.5)
+    store.record_over_budget("s", run, params={}, target_params=1, target_macs=10**6,
+                             error="over budget")                        # not counted
+    _trial(store, run, "b", "FAIL", interrupted=True)                    # interrupted: not counted
+    _trial(store, run, "c", "FAIL")                                      # a real failure counts
+    _trial(store, run, "d", "PRUNED")                                    # pruned counts
+    running = _trial(store, run, "e", "RUNNING")
+    assert store.count("s") == 4 and store.count("s", finished=True) == 3
+    done = _claim(store, run, "a", limit=4)                              # a finished repeat
+    assert done.status == "repeat" and done.owner["number"] == 0
+    assert store.trials("s")[-1]["accuracy"] == 0.5 and store.trials("s")[-1]["duplicate_of"] == 0
+    waiting = _claim(store, run, "e", limit=4)                           # repeat of a RUNNING one
+    assert waiting.status == "repeat" and store.resolve_repeat(waiting.trial_id) is None
+    assert _claim(store, run, "f", limit=4).status == "full"
+    store.finish(running.trial_id, "COMPLETE", accuracy=0.9)
+    assert store.resolve_repeat(waiting.trial_id)["accuracy"] == 0.9
+    assert _claim(store, run, "f", limit=5).status == "new" and store.count("s") == 5
+    numbers = [t["number"] for t in store.trials("s")]
+    assert numbers == list(range(len(numbers)))
 
 
-def _claim_loop(url, n, out):
+def _claimer(url, n, out):
     store = TrialStore(url)
-    got = 0
-    while store.claim("s", n, worker_id()) is not None:
-        got += 1
+    run = store.join("s")["id"]
+    got = []
+    while True:
+        c = _claim(store, run, f"{os.getpid()}-{len(got)}", limit=n)
+        if c.status == "full":
+            break
+        got.append(c.number)
+    store.close()
     out.put(got)
 
 
-def test_parallel_processes_never_overshoot_the_limit(tmp_path):
-    url = str(tmp_path / "a.db")
-    _study(TrialStore(url))
+def _race(target, args, n=5):
     ctx = mp.get_context("fork")
     q = ctx.Queue()
-    procs = [ctx.Process(target=_claim_loop, args=(url, 40, q)) for _ in range(3)]
+    procs = [ctx.Process(target=target, args=(*args, q)) for _ in range(n)]
     for p in procs:
         p.start()
-    got = [q.get(timeout=60) for _ in procs]
+    got = [q.get(timeout=120) for _ in procs]
     for p in procs:
         p.join()
-    assert sum(got) == 40 and TrialStore(url).count("s") == 40
+    return got
 
 
-def test_recover_fails_trials_of_dead_workers_only(tmp_path):
-    store = TrialStore(tmp_path / "a.db")
+def test_racing_processes_never_overshoot_the_limit(storage_url):
+    _study(TrialStore(storage_url))
+    got = _race(_claimer, (storage_url, 40))
+    numbers = sorted(n for g in got for n in g)
+    assert numbers == list(range(40)) and TrialStore(storage_url).count("s") == 40
+
+
+def _same_arch(url, out):
+    store = TrialStore(url)
+    run = store.join("s")["id"]
+    out.put(_claim(store, run, "same", limit=10).status)
+    store.close()
+
+
+def test_one_architecture_is_trained_once_by_racing_processes(storage_url):
+    _study(TrialStore(storage_url))
+    assert sorted(_race(_same_arch, (storage_url,))) == ["new"] + ["repeat"] * 4
+    assert TrialStore(storage_url).count("s") == 1
+
+
+def _take_queued(url, out):
+    store = TrialStore(url)
+    run = store.join("s")["id"]
+    taken = []
+    for q in store.queued("s"):
+        c = _claim(store, run, f"q{q['id']}", queue_id=q["id"], seed_name=q["seed_name"])
+        if c.status == "new":
+            taken.append(q["seed_name"])
+    out.put(taken)
+    store.close()
+
+
+def test_each_queued_point_is_taken_once(storage_url):
+    seeds = [{"params": {"w": i}, "seed_name": f"seed{i}"} for i in range(12)]
+    _study(TrialStore(storage_url), seeds=seeds)
+    got = _race(_take_queued, (storage_url,))
+    taken = sorted(n for g in got for n in g)
+    assert taken == sorted(s["seed_name"] for s in seeds) and TrialStore(storage_url).queued("s") == []
+
+
+def _open_fresh(url, out):
+    try:
+        store = TrialStore(url)
+        store.open_study("s", space="tiny", budget_macs=None, params_budget=None,
+                         objectives=["accuracy"], config={},
+                         seeds=[{"params": {"w": 1}, "seed_name": "one"}])
+        run = store.join("s")
+        from nas.strategies import SearchJob
+        from nas.strategies.optuna_backend import export
+
+        export(SearchJob("s", _NoSpace(), None, None, ["accuracy"], None, store))
+        out.put(("ok", run["index"]))
+    except Exception as e:  # noqa: BLE001 - reported to the test
+        out.put(("error", f"{type(e).__name__}: {e}"))
+
+
+class _NoSpace:
+    def suggest(self, trial, *a):
+        return {}
+
+
+def test_processes_creating_one_store_and_study_at_once_do_not_collide(storage_url):
+    got = _race(_open_fresh, (storage_url,))
+    assert [g[0] for g in got] == ["ok"] * 5, got
+    assert sorted(g[1] for g in got) == [0, 1, 2, 3, 4]       # distinct run indices
+    assert len(TrialStore(storage_url).queued("s")) == 1       # seeds queued once
+
+
+def test_recovery_fails_trials_of_dead_runs_only_and_queues_retries(storage_url, monkeypatch):
+    store = TrialStore(storage_url)
     _study(store)
+    host = worker_id().rpartition(":")[0]
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
-    dead_worker = f"{worker_id().rpartition(':')[0]}:{dead}"
-    live_worker = f"{worker_id().rpartition(':')[0]}:{os.getppid()}"
-    assert not worker_alive(dead_worker) and worker_alive(live_worker)
-    _trial(store, 0, "COMPLETE")
-    _trial(store, 1, "RUNNING", worker=dead_worker)
-    _trial(store, 2, "RUNNING", worker=live_worker)
-    store.claim("s", None, dead_worker)                # a slot that never got a number
-    recovered = store.recover("s")
-    assert [t["number"] for t in recovered] == [1]
-    states = {t["number"]: (t["state"], t["interrupted"]) for t in store.trials("s")}
-    assert states == {0: ("COMPLETE", False), 1: ("FAIL", True), 2: ("RUNNING", False)}
-    assert "interrupted" in store.trial("s", 1)["error"]
-    assert store.count("s") == 2                       # 0 and the live 2; the orphan slot is gone
+    assert not worker_alive(f"{host}:{dead}") and worker_alive(f"{host}:{os.getppid()}")
+    assert worker_alive("elsewhere:1") is None
+    runs = {w: store.join("s", w)["id"] for w in (f"{host}:{dead}", f"{host}:{os.getppid()}",
+                                                  "elsewhere:1")}
+    _trial(store, runs[f"{host}:{dead}"], "done", "COMPLETE", accuracy=0.5)
+    _trial(store, runs[f"{host}:{dead}"], "killed", "RUNNING")
+    _trial(store, runs[f"{host}:{os.getppid()}"], "live", "RUNNING")
+    _trial(store, runs["elsewhere:1"], "remote", "RUNNING")
+    assert [t["number"] for t in store.recover("s")] == [1]      # the remote run beats recently
+    states = {t["params"]["h"]: (t["state"], t["interrupted"]) for t in store.trials("s")}
+    assert states == {"done": ("COMPLETE", False), "killed": ("FAIL", True),
+                      "live": ("RUNNING", False), "remote": ("RUNNING", False)}
+    assert [(q["params"], q["retry_of"]) for q in store.queued("s")] == [({"h": "killed"}, 1)]
+    real_now = store_module._now
+    monkeypatch.setattr(store_module, "_now", lambda: real_now() + timedelta(seconds=60))
+    assert [t["number"] for t in store.recover("s")] == [3]      # its heartbeat went stale
+    assert store.count("s") == 2                                 # done and live
+    store.close()
 
 
 def test_unwritable_or_missing_locations_are_errors(tmp_path):

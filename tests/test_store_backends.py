@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from nas.store import NAME_MAX, StoreError, TrialStore, mask_url, worker_id
+from nas.store import NAME_MAX, StoreError, TrialStore, mask_url
 
 BIG = 2**31 + 12_345            # above a 32-bit INTEGER
 HUGE = 20 * 10**9 + 7           # 20 GMACs, a real ImageNet-scale count
@@ -22,10 +22,10 @@ def _open(store, name="s", **kw):
 def test_counts_above_2_to_the_31_round_trip(storage_url):
     store = TrialStore(storage_url)
     _open(store)
-    slot = store.claim("s", None, worker_id())
-    store.start(slot, 0, params={"w": 1}, genotype="{}", genotype_hash="h", target_macs=HUGE,
-                target_params=BIG, proxy_macs=BIG, proxy_params=BIG)
-    store.finish(slot, "COMPLETE", accuracy=0.5, proxy_macs=HUGE)
+    run = store.join("s")["id"]
+    slot = store.claim("s", run, None, params={"w": 1}, genotype="{}", genotype_hash="h",
+                       target_macs=HUGE, target_params=BIG).trial_id
+    store.finish(slot, "COMPLETE", accuracy=0.5, proxy_macs=HUGE, proxy_params=BIG)
     st = store.study("s")
     assert (st["budget_macs"], st["params_budget"]) == (4 * 10**9, 3 * 10**9)
     (t,) = store.trials("s")
@@ -44,8 +44,10 @@ def test_long_names_are_stored_or_refused_in_one_line(storage_url):
         _open(store, "n" * (NAME_MAX + 1))
     assert str(e.value) == f"study name is {NAME_MAX + 1} characters long; the limit is " \
                            f"{NAME_MAX}: pass a shorter --study"
-    slot = store.claim(longest, None, "h" * 300 + ":1")     # hostnames of any length
-    store.start(slot, 0, params={}, seed_name="x" * 1000)
+    run = store.join(longest, "h" * 300 + ":1")["id"]     # hostnames of any length
+    slot = store.claim(longest, run, None, params={}, genotype=None, genotype_hash=None,
+                       target_params=None, target_macs=None, seed_name="x" * 1000,
+                       worker="h" * 300 + ":1").trial_id
     store.finish(slot, "FAIL", error="bad\x00byte " + "e" * 10_000)
     (t,) = store.trials(longest)
     assert t["seed_name"] == "x" * 1000 and t["error"].startswith("bad\\x00byte e")
@@ -59,9 +61,10 @@ def test_non_finite_numbers_never_reach_stored_json(storage_url, bad):
         _open(store, config={"lr": bad})
     assert store.studies() == []
     _open(store)
-    slot = store.claim("s", None, worker_id())
+    run = store.join("s")["id"]
     with pytest.raises(StoreError, match=r"params.deep.0"):
-        store.start(slot, 0, params={"deep": [bad]})
+        store.claim("s", run, None, params={"deep": [bad]}, genotype=None, genotype_hash=None,
+                    target_params=None, target_macs=None)
     store.close()
 
 
@@ -154,8 +157,9 @@ def test_readonly_reads_a_store_without_changing_it(tmp_path):
     path = tmp_path / "nas.db"
     store = TrialStore(path)
     _open(store)
-    slot = store.claim("s", None, worker_id())
-    store.start(slot, 0, params={"w": 1}, target_macs=HUGE)
+    run = store.join("s")["id"]
+    slot = store.claim("s", run, None, params={"w": 1}, genotype=None, genotype_hash="h",
+                       target_params=1, target_macs=HUGE).trial_id
     store.finish(slot, "COMPLETE", accuracy=0.25)
     store.close()
     conn = sqlite3.connect(path)            # as a user might leave it: back to DELETE journal
