@@ -221,6 +221,7 @@ class _NoSpace:
         return {}
 
 
+@pytest.mark.slow
 def test_processes_creating_one_store_and_study_at_once_do_not_collide(storage_url):
     got = _race(_open_fresh, (storage_url,))
     assert [g[0] for g in got] == ["ok"] * 5, got
