@@ -1,6 +1,6 @@
 """Cost of a genotype (params, MACs, activations) from the op registry, and FLOP budgets.
 
-Conventions (DESIGN.md): MACs are multiply-accumulates of conv and linear layers, the unit
+Conventions (README, "Units"): MACs are multiply-accumulates of conv and linear layers, the unit
 papers call "FLOPs"; ``flops = 2 * macs`` is defined here and nowhere else. Params are
 learnable parameters (BN affine included, running statistics excluded).
 """
@@ -68,7 +68,7 @@ BUDGET_FORMS = "'2GFLOPs', '2 GFLOPs', '600MFLOPs', '600M', '2e9', '1.5GMACs' (u
 def parse_budget(text: str | int | float) -> int:
     """A MAC budget from text: '2GFLOPs' = '2 GFLOPs' = '2e9' = 2,000,000,000 MACs.
 
-    "FLOPs" here means MACs, as in the papers (DESIGN.md).
+    "FLOPs" here means MACs, as in the papers (README, "Units").
     """
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         value = float(text)

@@ -327,6 +327,7 @@ class Progress:
         self.t0 = time.monotonic()
         self.trained = 0            # trained trials this run
         self.skipped = {"over budget": 0, "repeat": 0}
+        self.last = time.monotonic()  # when the last line was printed
         self.best: tuple[float, int] | None = None
         self.metric = "accuracy"
         self.store = self.study = None
@@ -370,11 +371,13 @@ class Progress:
 
     def trial(self, t: dict) -> None:
         """Count one recorded trial; print it when it was trained."""
-        if not t["feasible"]:
-            self.skipped["over budget"] += 1
-            return
-        if t.get("duplicate_of") is not None:
-            self.skipped["repeat"] += 1
+        if not t["feasible"] or t.get("duplicate_of") is not None:
+            self.skipped["over budget" if not t["feasible"] else "repeat"] += 1
+            if time.monotonic() - self.last > 10:  # the sampler is busy re-proposing: say so
+                self.last = time.monotonic()
+                self.out(f"  sampler: {self.skipped['over budget']} over-budget proposals and "
+                         f"{self.skipped['repeat']} repeats of evaluated architectures since the "
+                         "last trained trial (not trained)")
             return
         if t.get("interrupted"):
             return
@@ -395,6 +398,7 @@ class Progress:
         skipped = ", ".join(f"{n} {k}" for k, n in self.skipped.items() if n)
         skipped = f" (+{skipped} not trained)" if skipped else ""
         self.skipped = dict.fromkeys(self.skipped, 0)
+        self.last = time.monotonic()
         self.out(f"[{done}{of}] trial {t['number']} {t['state'].lower()}: {what}, {macs}{seed} "
                  f"| {best} | {_clock(elapsed)} elapsed{eta}{skipped}")
 
@@ -556,7 +560,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_search(c)
         except NasError as e:
             return cli.fail(e)
-        print(render_dashboard(result["storage"], result["study"], c.dashboard))
+        if not result["summary"]["interrupted"]:
+            print(render_dashboard(result["storage"], result["study"], c.dashboard))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

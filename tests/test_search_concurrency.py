@@ -101,7 +101,9 @@ def test_sigterm_to_the_main_process_stops_the_run_within_10s(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     p = _start(_cmd(url, "term", 30, 2))
     _running(url, "term", p)
-    numbers = {t["number"] for t in TrialStore(url).trials("term")}
+    from datetime import datetime, timedelta, timezone
+
+    sent = datetime.now(timezone.utc).replace(tzinfo=None)
     p.send_signal(signal.SIGTERM)
     t0 = time.monotonic()
     _, err = p.communicate(timeout=60)
@@ -109,7 +111,7 @@ def test_sigterm_to_the_main_process_stops_the_run_within_10s(tmp_path):
     assert p.returncode == 130 and "Traceback" not in err, err
     rows = TrialStore(url).trials("term")
     assert not [t for t in rows if t["state"] == "RUNNING"]
-    assert {t["number"] for t in rows} == numbers            # no new trial after the signal
+    assert all(t["started_at"] < sent + timedelta(seconds=0.5) for t in rows)  # none started after
     assert all(t["state"] == "FAIL" and t["interrupted"] for t in rows if t["error"] and
                "interrupted" in t["error"])
 

@@ -78,6 +78,7 @@ class Driver:
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, daemon=True, name="nas-heartbeat")
         self._beat.start()
+        self.export()   # Optuna's copy exists from the start (and catches up with past runs)
 
     # -- proposing ---------------------------------------------------------------------------
     def propose(self) -> Live | None:
@@ -265,7 +266,8 @@ class Driver:
 
     def close(self, interrupted: bool = False) -> None:
         """End the run: unfinished trials become interrupted FAILs queued for retry (repeats
-        are failed without retry), the run is marked finished, Optuna's copy exported."""
+        are failed without retry), the run is marked finished, Optuna's copy exported (not
+        when interrupted: stopping stays quick; the next run or export catches up)."""
         restore = _ignore_signals()
         try:
             if interrupted:
@@ -281,7 +283,8 @@ class Driver:
             self._stop.set()
             self.store.leave(self.run["id"])
             self.store.recover(self.job.study)   # anything claimed but never handed out
-            self.export()
+            if not interrupted:
+                self.export()
         finally:
             restore()
 
