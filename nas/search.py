@@ -425,8 +425,6 @@ class Progress:
 
 def pareto(trials: list[dict], metric: str = "accuracy") -> list[dict]:
     """The (``metric``, target MACs) Pareto front of :func:`nas.quality.front`, cheapest first."""
-    from nas import quality
-
     return quality.front(trials, metric)
 
 
@@ -434,8 +432,6 @@ def pareto_table(front: list[dict], metric: str = "accuracy") -> str:
     """The Pareto front as a text table (MACs and params at the target spec)."""
     if not front:
         return "Pareto front: no completed trial yet"
-    from nas import quality
-
     value = quality.metric(metric).value
     latency = any(t.get("latency_ms") is not None for t in front)
     rows = [f"Pareto front ({metric} vs MACs; MACs = multiply-accumulates at the target spec):",

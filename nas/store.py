@@ -287,6 +287,11 @@ def check_writable(url: str) -> None:
         raise StoreError(f"cannot create database {path}: folder {path.parent} does not exist; "
                          "create it or pass --storage with another path or URL")
     if path.exists():  # never open and close it: that drops this process's SQLite locks on it
+        if not path.is_file():
+            raise StoreError(f"database {path} is not writable (Is a directory); pass --storage "
+                             "with a file path or URL" if path.is_dir() else
+                             f"database {path} is not a regular file; pass --storage with a "
+                             "file path or URL")
         if not os.access(path, os.W_OK):
             raise StoreError(f"database {path} is not writable (permission denied or a "
                              "read-only file system); pass --storage with a writable path or URL")

@@ -82,12 +82,13 @@ def test_search_export_and_dashboard_agree_on_a_proxy_study(tmp_path):
     for study in ("px", "py"):
         store.open_study(study, space="tiny", budget_macs=None, params_budget=None,
                          objectives=["accuracy", "macs"], config={"proxy": "naswot"})
+        run = store.join(study, "w:1")["id"]
         for n, (score, macs) in enumerate([(600.0, 10), (700.0, 30), (650.0, 40)]):
             g = resnet("basic", (1, 1), widths=(8, 8 * (n + 1)), groups=1, width_per_group=32,
                        input_shape=(3, 16, 16), num_classes=10, name=f"t{n}")
-            slot = store.claim(study, None, "w:1")
-            store.start(slot, n, params={"w": n}, genotype=g.to_json(),
-                        genotype_hash=g.canonical_hash(), target_macs=macs, target_params=1)
+            slot = store.claim(study, run, None, params={"w": n}, genotype=g.to_json(),
+                               genotype_hash=g.canonical_hash(), target_macs=macs,
+                               target_params=1).trial_id
             store.finish(slot, "COMPLETE", proxy_score=score)
     trials = store.trials("px")
     store.close()

@@ -3,7 +3,7 @@
     python experiments/benchmarks/bench_ray_overhead.py [--noop-trials 40] [--search-trials 6]
 
 Part 1 (overhead): a no-op evaluator (build, count, store; no training) run for N trials by
-the Optuna backend in this process, then by the Ray backend on a local 2-CPU cluster with
+the run's driver evaluating in this process, then as Ray Tune trials on a local 2-CPU cluster with
 reuse_actors on and off. Ray's start-up is timed apart; the per-trial overhead Ray adds is
 (Ray seconds per trial - Optuna seconds per trial).
 
@@ -44,20 +44,31 @@ def _config(tmp: Path, name: str, trials: int, budget: str | None = "2GFLOPs", *
                         seeds=False, dashboard=str(tmp / f"{name}.html"), **kw)
 
 
-def _noop_run(tmp: Path, name: str, trials: int, strategy) -> float:
-    """Seconds for ``trials`` no-op trials through ``strategy`` (prepare + run)."""
-    from nas.search import make_job, open_study
+def _noop_run(tmp: Path, name: str, trials: int, execute) -> float:
+    """Seconds for ``trials`` no-op trials: a driver (as ``nas.search`` makes one) whose
+    proposals ``execute(driver, evaluator)`` evaluates."""
+    from nas.search import open_study
+    from nas.spaces import load_space
+    from nas.store import TrialStore, worker_id
+    from nas.strategies import SearchJob
+    from nas.strategies.driver import Driver
 
     c = _config(tmp, name, trials, budget=None, workers=1)  # no budget: every proposal is a trial
-    job = make_job(c, evaluator=NoopEvaluator())
+    space, store = load_space(c.space), TrialStore(c.storage)
+    job = SearchJob(study=c.study_name(space.name), space=space, budget_macs=None,
+                    params_budget=None, objectives=["accuracy"], evaluator=NoopEvaluator(),
+                    store=store, trials=trials, sampler="random", worker=worker_id())
     open_study(job, c)
     t0 = time.perf_counter()
-    strategy.prepare(job)
-    summary = strategy.run(job)
+    driver = Driver(job, parallel=2)
+    try:
+        execute(driver, job.evaluator)
+    finally:
+        driver.close()
     seconds = time.perf_counter() - t0
-    done = job.store.count(job.study)
-    job.store.close()
-    assert done == trials, f"{name}: {done} trials stored, expected {trials} ({summary})"
+    done = store.count(job.study)
+    store.close()
+    assert done == trials, f"{name}: {done} trials stored, expected {trials} ({driver.summary})"
     return seconds
 
 
@@ -75,18 +86,19 @@ def overhead(tmp: Path, trials: int, no_reuse_trials: int) -> dict:
     """Seconds per no-op trial: Optuna in-process, Ray with and without actor reuse."""
     import ray
 
-    from nas.strategies.optuna_backend import OptunaStrategy
-    from nas.strategies.ray_backend import RayStrategy
+    from nas.strategies.local import run_inline
+    from nas.strategies.ray_backend import run_ray
 
-    out = {"optuna": _marginal(tmp, "noop-optuna", trials, OptunaStrategy)}
+    out = {"optuna": _marginal(tmp, "noop-optuna", trials, lambda: run_inline)}
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     out["ray_startup_s"] = time.perf_counter() - t0
     try:
         for reuse, n in ((True, trials), (False, no_reuse_trials)):
             key = f"ray_reuse_{'on' if reuse else 'off'}"
-            out[key] = _marginal(tmp, f"noop-{key}", n, lambda: RayStrategy(
-                cpus_per_trial=1, reuse_actors=reuse, scheduler="none", ray_storage=str(tmp / "ray")))
+            out[key] = _marginal(tmp, f"noop-{key}", n, lambda: lambda d, ev: run_ray(
+                d, ev, cpus_per_trial=1, reuse_actors=reuse, scheduler="none",
+                ray_storage=str(tmp / "ray")))
     finally:
         ray.shutdown()
     return out

@@ -18,20 +18,10 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from nas.genotype import Genotype
     from nas.store import TrialStore
 
-#: What each objective optimises: accuracy (the quality metric: accuracy, val_loss or a
-#: zero-cost proxy score) in its own direction, costs down.
+#: What each objective optimises: "accuracy" stands for the quality metric (accuracy, val_loss
+#: or a zero-cost proxy score, in its own direction: :mod:`nas.quality`), costs down.
 OBJECTIVES = {"accuracy": "maximize", "macs": "minimize", "params": "minimize",
               "latency": "minimize"}
-
-
-def quality_key(metric: str) -> str:
-    """The trial field holding quality ``metric``: accuracy, val_loss or (a proxy) proxy_score."""
-    return metric if metric in ("accuracy", "val_loss") else "proxy_score"
-
-
-def quality_direction(metric: str) -> str:
-    """'minimize' for val_loss, else 'maximize'."""
-    return "minimize" if metric == "val_loss" else "maximize"
 
 
 class Evaluator(Protocol):
@@ -69,7 +59,9 @@ class SearchJob:
 
     def directions(self) -> list[str]:
         """Optuna directions of the objectives."""
-        return [quality_direction(self.metric) if o == "accuracy" else OBJECTIVES[o]
+        from nas import quality
+
+        return [quality.metric(self.metric).direction if o == "accuracy" else OBJECTIVES[o]
                 for o in self.objectives]
 
     def metric_names(self) -> list[str]:

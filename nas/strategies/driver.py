@@ -197,9 +197,9 @@ class Driver:
         return t
 
     def _missing(self, metrics: dict) -> list[str]:
-        from nas.strategies import quality_key
+        from nas import quality
 
-        need = {"accuracy": quality_key(self.job.metric), "latency": "latency_ms"}
+        need = {"accuracy": quality.metric(self.job.metric).key, "latency": "latency_ms"}
         return [o for o in self.job.objectives if o in need and metrics.get(need[o]) is None]
 
     def _told(self, trial, t: dict, interrupted: bool = False) -> None:

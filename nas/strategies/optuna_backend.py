@@ -130,11 +130,11 @@ class Proposer:
     def values(self, t: dict) -> list[float]:
         """The private objective vector of a stored trial; an over-budget point gets the
         worst quality (its constraint tells constrained samplers the rest)."""
-        from nas.strategies import quality_key
+        from nas import quality
 
         job = self.job
         worst = float("inf") if job.directions()[0] == "minimize" else 0.0
-        quality = t.get(quality_key(job.metric)) if t["feasible"] else worst
+        quality = t.get(quality.metric(job.metric).key) if t["feasible"] else worst
         table = {"accuracy": quality, "macs": t.get("target_macs"),
                  "params": t.get("target_params"),
                  "latency": t.get("latency_ms") if t["feasible"] else INFEASIBLE_LATENCY_MS}
@@ -212,22 +212,26 @@ def export(job) -> int:
     store = job.store
     trials = [t for t in store.trials(job.study) if t["state"] != "RUNNING"]
     with store.lock("nas-optuna"):   # Optuna's schema creation is not safe to race
-        study = optuna.create_study(study_name=job.study, storage=rdb_storage(store.url),
-                                    directions=job.directions(), load_if_exists=True)
-        if study.metric_names is None:
-            study.set_metric_names(job.metric_names())
-        have = {t.user_attrs.get("nas_number") for t in study.get_trials(deepcopy=False)}
-        new = [t for t in trials if t["number"] not in have]
-        study.add_trials([frozen_trial(job, t, _export_values(job, t)) for t in new])
+        storage = rdb_storage(store.url)
+        try:
+            study = optuna.create_study(study_name=job.study, storage=storage,
+                                        directions=job.directions(), load_if_exists=True)
+            if study.metric_names is None:
+                study.set_metric_names(job.metric_names())
+            have = {t.user_attrs.get("nas_number") for t in study.get_trials(deepcopy=False)}
+            new = [t for t in trials if t["number"] not in have]
+            study.add_trials([frozen_trial(job, t, _export_values(job, t)) for t in new])
+        finally:  # close its connections now, not whenever it is garbage collected
+            storage.engine.dispose()
     return len(new)
 
 
 def _export_values(job, t: dict) -> list[float] | None:
     if t["state"] != "COMPLETE":
         return None
-    from nas.strategies import quality_key
+    from nas import quality
 
-    table = {"accuracy": t.get(quality_key(job.metric)), "macs": t.get("target_macs"),
+    table = {"accuracy": t.get(quality.metric(job.metric).key), "macs": t.get("target_macs"),
              "params": t.get("target_params"), "latency": t.get("latency_ms")}
     values = [table[o] for o in job.objectives]
     return None if any(v is None for v in values) else [float(v) for v in values]
