@@ -313,10 +313,6 @@ def _set_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def _raise_interrupt(signum, frame):  # noqa: ANN001 - signal handler signature
-    raise KeyboardInterrupt
-
-
 # ---------------------------------------------------------------- reporting
 class Progress:
     """Prints one line per trained trial (trials done toward --trials, best so far, ETA);
@@ -546,7 +542,18 @@ def config_from_args(argv: Sequence[str] | None = None) -> SearchConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; 0 on success, 2 on bad input, 130 when interrupted (SIGINT or SIGTERM)."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    from nas.store import interrupt
+
+    old = {sig: signal.signal(sig, interrupt)  # never in the middle of a database call
+           for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _main(argv)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         try:
             c = config_from_args(argv)

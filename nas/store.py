@@ -329,6 +329,38 @@ def worker_alive(worker: str | None) -> bool | None:
     return True
 
 
+_SHIELD = {"depth": 0, "pending": False}
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Hold back a Ctrl-C/SIGTERM delivered through :func:`interrupt` until the block ends, so
+    a database call is never cut in half (a transaction begun but not ended would keep the
+    database locked). Main thread only (signal handlers run there)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _SHIELD["depth"] += 1
+    try:
+        yield
+    finally:
+        _SHIELD["depth"] -= 1
+        if _SHIELD["depth"] == 0 and _SHIELD["pending"]:
+            _SHIELD["pending"] = False
+            raise KeyboardInterrupt
+
+
+def interrupt(signum=None, frame=None) -> None:  # noqa: ANN001 - signal handler signature
+    """A SIGINT/SIGTERM handler: KeyboardInterrupt now, or at the end of a :func:`shielded`
+    database call."""
+    if _SHIELD["depth"]:
+        _SHIELD["pending"] = True
+        return
+    raise KeyboardInterrupt
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -485,7 +517,7 @@ class TrialStore:
         """The one place that commits or rolls back."""
         if self.readonly:
             raise StoreError(f"{self.display_url} was opened read-only")
-        with Session(self._write_engine, expire_on_commit=False) as session:
+        with shielded(), Session(self._write_engine, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()
@@ -495,7 +527,7 @@ class TrialStore:
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with Session(self.engine) as session:
+        with shielded(), Session(self.engine) as session:
             yield session
 
     @contextmanager

@@ -79,8 +79,8 @@ def test_four_workers_in_one_command(tmp_path):
     assert len({t["worker"] for t in rows if t["duplicate_of"] is None and t["feasible"]}) >= 2
 
 
-def _running(url, study, proc, timeout=300):
-    """Wait until ``study`` has a finished trial and a RUNNING one."""
+def _running(url, study, proc, timeout=300, running=1):
+    """Wait until ``study`` has a finished trial and ``running`` RUNNING ones."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         assert proc.poll() is None, proc.communicate()[1][-3000:]
@@ -90,7 +90,8 @@ def _running(url, study, proc, timeout=300):
             store.close()
         except Exception:  # noqa: BLE001 - not created yet
             rows = []
-        if any(t["state"] == "RUNNING" for t in rows) and any(t["state"] == "COMPLETE" for t in rows):
+        if sum(t["state"] == "RUNNING" for t in rows) >= running \
+                and any(t["state"] == "COMPLETE" for t in rows):
             return rows
         time.sleep(0.05)
     raise AssertionError("no trial ran")
@@ -116,17 +117,19 @@ def test_sigterm_to_the_main_process_stops_the_run_within_10s(tmp_path):
                "interrupted" in t["error"])
 
 
-def _children(pid):
+def _workers(pid):
+    """The worker processes of search process ``pid`` (not multiprocessing's resource tracker)."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(c) for c in path.read_text().split()] if path.exists() else []
+    kids = [int(c) for c in path.read_text().split()] if path.exists() else []
+    return [k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
 
 
 @pytest.mark.slow
 def test_a_killed_worker_is_noticed_within_10s(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
-    p = _start(_cmd(url, "wk", 6, 2))
-    _running(url, "wk", p)
-    victim = _children(p.pid)[0]
+    p = _start(_cmd(url, "wk", 8, 2, "--limit", "1000"))
+    _running(url, "wk", p, running=2)                        # both workers busy
+    victim = _workers(p.pid)[0]
     os.kill(victim, signal.SIGKILL)
     t0 = time.monotonic()
     while time.monotonic() - t0 < 10:
@@ -141,7 +144,7 @@ def test_a_killed_worker_is_noticed_within_10s(tmp_path):
     assert dead[0]["state"] == "FAIL" and "exit code -9" in dead[0]["error"]
     out, err = p.communicate(timeout=900)
     assert p.returncode == 0, err[-3000:]
-    check_study(url, "wk", 6)
+    check_study(url, "wk", 8)
 
 
 @pytest.mark.slow

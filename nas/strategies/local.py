@@ -71,7 +71,9 @@ def run_pool(driver: Driver, evaluator, workers: int, threads: int = 1) -> None:
     try:
         while True:
             driver.poll()
-            for w in pool:
+            for i, w in enumerate(pool):
+                if w.live is None and not w.proc.is_alive() and not driver.done:
+                    pool[i] = w = _Worker(ctx, evaluator, threads, prunes)  # died while idle
                 if w.live is None and not driver.done:
                     live = driver.propose()
                     if live is not None:
