@@ -411,9 +411,11 @@ def _sqlite_readonly_engine(path: Path) -> Engine:
     journal mode changed, nothing written (only the per-connection busy timeout is set)."""
     import sqlite3
 
-    uri = path.as_uri() + "?mode=ro"
-
     def connect():
+        # A WAL database with no -wal file has no writer: opening it read-only would create
+        # -wal/-shm files it cannot remove, so read it as immutable (nothing created).
+        idle = not Path(f"{path}-wal").exists()
+        uri = path.as_uri() + ("?mode=ro&immutable=1" if idle else "?mode=ro")
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
                                check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
