@@ -69,7 +69,7 @@ def test_branches_take_the_widest_input():
     ("resnet50", "layer4.2.relu", 427),        # torchvision v1.5
     ("resnet50_v1", "layer4.2.relu", 483),     # Araujo et al. 2019 (Distill), resnet_v1_50
     ("mobilenet_v1", "layers.12.pw.relu", 315),  # ibid., mobilenet_v1
-    ("mobilenet_v2", "features.18.relu6", 491),  # ibid., mobilenet_v2
+    ("mobilenet_v2", "features.18.2", 491),  # ibid., mobilenet_v2
 ])
 def test_known_receptive_fields_of_classic_nets(name, node, size):
     rf = receptive_field(zoo.build(name))
