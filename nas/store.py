@@ -445,6 +445,26 @@ def _widen_counts(engine: Engine) -> None:
                     conn.exec_driver_sql(f"ALTER TABLE {table} {verb} {col} {kind}")
 
 
+def _check_schema(engine: Engine, where: str, *, all_tables: bool) -> None:
+    """Raise StoreError when the database's nas tables lack columns this version reads (a
+    store written by an older nas), instead of failing later with a SQL traceback. Missing
+    tables are created by writers; ``all_tables`` (readers) requires them too."""
+    insp = inspect(engine)
+    have_tables = set(insp.get_table_names())
+    lacking = []
+    for table in Base.metadata.sorted_tables:
+        if table.name not in have_tables:
+            if all_tables:
+                lacking.append(f"table {table.name}")
+            continue
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        lacking += [f"{table.name}.{c.name}" for c in table.columns if c.name not in have]
+    if lacking:
+        raise StoreError(f"{where} was written by another version of nas (it has no "
+                         f"{', '.join(lacking[:4])}{', ...' if len(lacking) > 4 else ''}); "
+                         "pass --storage with a new database")
+
+
 class TrialStore:
     """Read and write studies, runs and trials in one SQLAlchemy database.
 
@@ -495,7 +515,9 @@ class TrialStore:
             if readonly:
                 if not inspect(self.engine).has_table(StudyRow.__tablename__):
                     raise StoreError(f"no nas study in {where}; pass the --storage of a search")
+                _check_schema(self.engine, where, all_tables=True)
             else:
+                _check_schema(self._write_engine, where, all_tables=False)
                 with self.lock():  # concurrent CREATE TABLEs race on PostgreSQL's catalog
                     Base.metadata.create_all(self._write_engine)
                     _widen_counts(self._write_engine)

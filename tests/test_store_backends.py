@@ -200,3 +200,22 @@ def test_existing_32_bit_postgres_columns_are_widened(postgres_url):
     assert store.study("s")["budget_macs"] == 4 * 10**9
     store.close()
     engine.dispose()
+
+
+def test_a_store_of_another_version_is_refused_in_one_line_and_left_alone(storage_url):
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(storage_url)
+    with engine.begin() as conn:            # nas tables as an older nas wrote them
+        conn.execute(text("CREATE TABLE nas_studies (id INTEGER PRIMARY KEY, name VARCHAR(255))"))
+        conn.execute(text("CREATE TABLE nas_trials (id INTEGER PRIMARY KEY, study_id INTEGER, "
+                          "number INTEGER, state VARCHAR(16))"))
+        conn.execute(text("INSERT INTO nas_studies (id, name) VALUES (1, 'old')"))
+    for readonly in (True, False):
+        with pytest.raises(StoreError) as e:
+            TrialStore(storage_url, readonly=readonly)
+        msg = str(e.value)
+        assert "was written by another version of nas (it has no nas_studies.space" in msg
+        assert msg.endswith("pass --storage with a new database") and "\n" not in msg
+    assert sorted(inspect(engine).get_table_names()) == ["nas_studies", "nas_trials"]
+    engine.dispose()
