@@ -448,13 +448,15 @@ def _widen_counts(engine: Engine) -> None:
 def _check_schema(engine: Engine, where: str, *, all_tables: bool) -> None:
     """Raise StoreError when the database's nas tables lack columns this version reads (a
     store written by an older nas), instead of failing later with a SQL traceback. Missing
-    tables are created by writers; ``all_tables`` (readers) requires them too."""
+    tables are created by writers; ``all_tables`` (readers) requires those of this module
+    (tables other modules add, e.g. nas_baselines, are optional)."""
     insp = inspect(engine)
     have_tables = set(insp.get_table_names())
+    own = {m.local_table.name for m in Base.registry.mappers if m.class_.__module__ == __name__}
     lacking = []
     for table in Base.metadata.sorted_tables:
         if table.name not in have_tables:
-            if all_tables:
+            if all_tables and table.name in own:
                 lacking.append(f"table {table.name}")
             continue
         have = {c["name"] for c in insp.get_columns(table.name)}
