@@ -183,6 +183,14 @@ def test_verdict_with_noise_from_two_seeds():
     assert cal["status"] == "beats" and "protocol calibration" in cal["text"]
 
 
+def test_verdict_names_a_better_baseline_that_costs_more_within_the_budget():
+    trials = [trial(0, 0.80, 500)]
+    baselines = [base("cheap", 0.10, 300), base("dear", 0.60, 510), base("over", 0.95, 700)]
+    v = C.baseline_verdict(trials, baselines, {"budget_macs": 600, "config": {}})
+    assert v["baseline"]["name"] == "cheap" and [b["name"] for b in v["dearer"]] == ["dear"]
+    assert "best baseline within the budget costs more MACs than the found net: dear" in v["text"]
+
+
 def test_verdict_when_every_baseline_costs_more():
     v = C.baseline_verdict([trial(0, 0.9, 100)], [base("big", 0.5, 300)])
     assert v["status"] == "no-cheaper-baseline" and "big" in v["text"]

@@ -708,10 +708,19 @@ def baseline_verdict(trials: Sequence[dict], baselines: Sequence[dict],
                   else "ties-or-loses" if diff > -band else "loses")
     verb = "beats" if diff > 0 else ("ties" if diff == 0 else "does not beat")
     by = "by" if m.sense == MAX else "by (loss lower by)"
-    out.update(status=status,
+    budget = (study or {}).get("budget_macs")
+    dearer = [b for b in runs if b not in cheaper and is_number(b.get("target_macs"))
+              and (budget is None or b["target_macs"] <= budget)
+              and m.better(m.value(b), m.value(base))]
+    also = ""
+    if dearer:
+        b = min(dearer, key=lambda b: (m.rank(m.value(b)), b["target_macs"]))
+        also = (f" The best baseline within the budget costs more MACs than the found net: "
+                f"{b['name']} ({metric} {m.value(b):.4f}, {human(b['target_macs'])}MACs).")
+    out.update(status=status, dearer=dearer,
                text=f"Found vs baselines: the {f_txt} {verb} the best baseline at <= its MACs "
                     f"({base['name']}: {metric} {m.value(base):.4f}, "
-                    f"{human(base['target_macs'])}MACs) {by} {diff:+.4f}; {judged}.")
+                    f"{human(base['target_macs'])}MACs) {by} {diff:+.4f}; {judged}.{also}")
     return out
 
 
