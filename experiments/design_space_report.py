@@ -32,8 +32,8 @@ PROBE = """<script>window.addEventListener("load", function () { setTimeout(func
   document.querySelectorAll("[id]").forEach(function (e) {
     if (!/^fig/.test(e.id) && !(e.id in out.tops))
       out.tops[e.id] = e.getBoundingClientRect().top + window.scrollY; });
-  out.h2 = [].map.call(document.querySelectorAll("h2"), function (h) {
-    return [h.textContent, h.getBoundingClientRect().top + window.scrollY]; });
+  out.h2 = [].map.call(document.querySelectorAll("h2, h3"), function (h) {
+    return [h.tagName + ":" + h.textContent, h.getBoundingClientRect().top + window.scrollY]; });
   var pre = document.createElement("pre"); pre.id = "probe"; pre.textContent = JSON.stringify(out);
   document.body.appendChild(pre); }, 1500); });</script>"""
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
@@ -64,15 +64,15 @@ def screenshots(page: Path, out: Path, width: int = 1400) -> list[Path]:
     subprocess.run(base + [f"--window-size={width},{height}", f"--screenshot={full}", page.as_uri()],
                    capture_output=True, text=True, timeout=300)
     img = Image.open(full)
-    marks = sorted([(top, name) for name, top in info["tops"].items()]
-                   + [(top, "h2:" + text) for text, top in info["h2"]])
+    heads = [(top, text) for text, top in info["h2"]]
     written = []
     for name in SECTIONS:
         if name not in info["tops"]:
             continue
         top = info["tops"][name]
-        end = next((t for t, n in marks if t > top + 5 and (n.startswith("h2:") or n in SECTIONS)),
-                   height)
+        # the answers run to the next h2 (they hold h3s); other sections to the next heading
+        end = min((t for t, text in heads if t > top + 60
+                   and (text.startswith("H2:") or name != "answers")), default=height)
         end = min(end, top + 2600)
         crop = img.crop((0, max(0, int(top) - 10), width, int(end)))
         path = out / f"dashboard_{name}.png"
@@ -119,7 +119,7 @@ def main() -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     data = load(a.storage, a.study)
-    page = out / "dashboard.html"
+    page = (out / "dashboard.html").resolve()
     page.write_text(build_page(data, a.storage))
     lines = [f"# {a.title}", ""] + [n + "\n" for n in a.note]
     for study, trials in data:

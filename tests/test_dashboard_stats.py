@@ -229,6 +229,6 @@ def test_zoo_chart_labels_do_not_overlap():
     rows = C.classic_nets()
     pts = [(r["macs"] / 1e9, r["top1"]) for r in rows]
     labels = [r["name"] for r in rows]
-    pos = F.label_positions(pts, labels, font_px=10, area=(1200.0, 440.0))
-    assert not boxes_overlap(pts, labels, pos, font_px=10, area=(1200.0, 440.0))
+    pos = F.label_positions(pts, labels, font_px=10, area=(1150.0, 400.0))
+    assert not boxes_overlap(pts, labels, pos, font_px=10, area=(1150.0, 400.0))
     assert sum(p is not None for p in pos) >= len(rows) // 2

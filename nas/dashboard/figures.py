@@ -118,8 +118,10 @@ def pareto_figure(trials: Sequence[dict], cost: str = "target_macs",
                    legend=dict(orientation="h", y=-0.25))
 
 
-#: Plot area assumed when placing labels (pixels): a chart of the default width and height.
-LABEL_AREA = (1200.0, 420.0)
+#: Plot areas assumed when placing labels (pixels), a little smaller than the charts draw
+#: them (a Pareto chart in a two-column row; full-width charts), so estimates err on the safe side.
+LABEL_AREA = (520.0, 280.0)
+WIDE_AREA = (1150.0, 260.0)
 _POSITIONS = ("top center", "bottom center", "middle right", "middle left", "top right",
               "top left", "bottom right", "bottom left")
 
@@ -429,7 +431,7 @@ def classic_figure(rows: Sequence[dict]):
     go = _go()
     biggest = max((r["params"] for r in rows), default=1)
     pos = label_positions([(r["macs"] / 1e9, r["top1"]) for r in rows],
-                          [r["name"] for r in rows], font_px=10, area=(1200.0, 440.0))
+                          [r["name"] for r in rows], font_px=10, area=(1150.0, 400.0))
     fig = go.Figure()
     families = sorted({r["family"] for r in rows})
     for k, fam in enumerate(families):
@@ -463,7 +465,12 @@ def baselines_figure(studies: Sequence[tuple[dict, list[dict], list[dict]]]):
         for b in C.baseline_runs(baselines, study, m):
             pts.append((b["target_macs"] / 1e9, m.value(b)))
             names.append(b["name"])
-    pos = label_positions(pts, names, font_px=10)
+    stars = []
+    for (study, trials, _), m in zip(studies, metrics):
+        best = C.best_trial(trials, m)
+        if best and C.is_number(best.get("target_macs")):
+            stars.append((best["target_macs"] / 1e9, m.value(best)))
+    pos = label_positions(pts, names, font_px=10, obstacles=stars, area=WIDE_AREA)
     n = 0
     for k, ((study, trials, baselines), m) in enumerate(zip(studies, metrics)):
         color = PALETTE[k % len(PALETTE)]
@@ -491,9 +498,13 @@ def baselines_figure(studies: Sequence[tuple[dict, list[dict], list[dict]]]):
                 marker=dict(symbol="star", size=16, color=color, line=dict(color="black", width=1)),
                 text=[summary_text(best, m)], hovertemplate="%{text}<extra></extra>"))
         if study.get("budget_macs"):
-            fig.add_vline(x=study["budget_macs"] / 1e9, line=dict(color=color, dash="dot"),
-                          annotation_text=f"budget {esc(study['name'])}",
-                          annotation_font=dict(size=10, color=color))
+            # a trace, not add_vline + annotation: annotations on a log axis take log10(x)
+            lo = min([y for _, y in pts + stars if y is not None] or [0.0])
+            hi = max([y for _, y in pts + stars if y is not None] or [1.0])
+            fig.add_trace(go.Scatter(
+                x=[study["budget_macs"] / 1e9] * 2, y=[lo, hi], mode="lines",
+                line=dict(color=color, dash="dot"), name=f"budget, {esc(study['name'])}",
+                hovertemplate=f"budget {_human(study['budget_macs'])}MACs<extra></extra>"))
     return _layout(fig, "Classic nets trained under each study's protocol (◆) vs the best found "
                         "net (★): quality under the study's protocol vs MACs",
                    xaxis_title="MACs at the target spec [GMACs]", xaxis_type="log",
