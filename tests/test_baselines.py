@@ -144,3 +144,19 @@ def test_cli_trains_a_net_for_real_with_the_studys_protocol(tmp_path):
     store.close()
     assert b["state"] == "COMPLETE" and 0 <= b["accuracy"] <= 1 and b["proxy_macs"] > 0
     assert b["evaluation"]["resolution"] == 16 and len(b["epochs"]) == 1
+
+
+def test_baselines_round_trip_on_both_back_ends(storage_url):
+    store = TrialStore(storage_url)
+    store.open_study("s", space="mobilenet_like", budget_macs=600_000_000, params_budget=None,
+                     objectives=["accuracy", "macs"], config={"seed": 3})
+    assert B.read(store, "s") == []                                    # no table yet
+    big = 16_414_000_000                                              # over 2**31: 64-bit column
+    for seed, acc in ((3, 0.5), (4, 0.7), (3, 0.6)):                  # the last replaces (net, 3)
+        B.write(store, "s", {"name": "resnext101_32x8d", "family": "resnext", "seed": seed,
+                             "state": "COMPLETE", "accuracy": acc, "target_macs": big,
+                             "target_params": 88_791_336, "epochs": [{"epoch": 0}]})
+    rows = B.read(store, "s")
+    store.close()
+    assert [(b["seed"], b["accuracy"], b["target_macs"]) for b in rows] == [(3, 0.6, big), (4, 0.7, big)]
+    assert C.seed_noise(rows)["sd"] == pytest.approx(((0.7 - 0.6) ** 2 / 2) ** 0.5)
