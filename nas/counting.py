@@ -34,7 +34,7 @@ from nas.ops import OPS, OpError, Shape
 #: The op name of a memoised block inside a counting builder (never a registry op).
 BLOCK = "<counted block>"
 #: Most memoised node and block costs kept (the memo is cleared when it grows past this).
-MEMO_MAX = 200_000
+MEMO_MAX = 50_000
 
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("nas_counting", default=False)
 _NODE_MEMO: dict = {}
