@@ -137,11 +137,14 @@ def _worker_main(conn, evaluator, threads: int, prunes: bool) -> None:
     """A worker process: evaluate each genotype it receives until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
     _die_with_parent()
-    import torch
+    import os
+    import sys
 
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # before anything imports torch
+        os.environ[var] = str(threads)
+    if "torch" in sys.modules:  # an evaluator that needs torch imports it; others start fast
+        sys.modules["torch"].set_num_threads(threads)
     from nas.genotype import Genotype
-
-    torch.set_num_threads(threads)
 
     def on_epoch(epoch: int, accuracy: float) -> None:
         conn.send(("epoch", epoch, float(accuracy)))
