@@ -379,3 +379,37 @@ def test_train_evaluator_reports_val_loss_per_trial_and_per_epoch():
     assert all(e["val_loss"] > 0 for e in out["epochs"])
     assert out["val_loss"] == out["epochs"][-1]["val_loss"]
     assert out["accuracy"] == out["epochs"][-1]["val_accuracy"]
+
+
+def test_study_name_echoes_the_budget_as_typed():
+    c = SearchConfig(space="x", budget="2 GFLOPs")
+    assert c.study_name("resnet_like") == "resnet_like-2GFLOPs-accuracy+macs"
+    assert SearchConfig(space="x", budget="600M").study_name("s") == "s-600M-accuracy+macs"
+
+
+def test_a_run_with_nothing_to_do_says_why_in_one_line(tmp_path):
+    run_search(_config(tmp_path, trials=2), evaluator=FakeEvaluator(), space=TinySpace(),
+               out=lambda s: None)
+    lines, ev = [], FakeEvaluator()
+    run_search(_config(tmp_path, trials=2, sampler="nsga2"), evaluator=ev, space=TinySpace(),
+               out=lines.append)
+    assert len(lines) == 1 and not ev.calls
+    assert "already has 2 of 2 trials (it ran with sampler tpe); nothing to do" in lines[0]
+    assert "--study" in lines[0] and "--trials" in lines[0]
+
+
+def test_optuna_sees_over_budget_points_as_pruned_with_the_constraint_and_names(tmp_path):
+    import optuna
+
+    run_search(_config(tmp_path), evaluator=FakeEvaluator(), space=TinySpace(), out=lambda s: None)
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 's.db'}")
+    assert study.metric_names == ["accuracy", "macs"]
+    trials = {t["number"]: t for t in TrialStore(tmp_path / "s.db").trials("t")}
+    for ft in study.get_trials(deepcopy=False):
+        t = trials[ft.user_attrs["nas_number"]]
+        assert ft.params == t["params"]
+        if not t["feasible"]:
+            assert ft.state.name == "PRUNED" and ft.values is None
+            assert ft.user_attrs["outcome"] == "over budget" and ft.constraints["macs"] > 0
+        elif t["state"] == "COMPLETE":
+            assert ft.values == [t["accuracy"], t["target_macs"]]
