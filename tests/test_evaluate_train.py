@@ -198,3 +198,24 @@ def test_cropping_conv_equals_the_full_conv_in_outputs_and_gradients():
         cropped += crop._plans[(h, w)] is not None
         checked += 1
     assert cropped >= 20   # the interesting case happened often
+
+
+def test_cpu_layout_keeps_dense_kernels_nchw_and_marks_the_rest_channels_last(mnist, small):
+    import torch
+
+    from nas.evaluate.train import _cropping_conv_class, to_layout
+
+    g = small
+    model = to_layout(build_model(g, mnist), torch.channels_last)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(type(m) is _cropping_conv_class() for m in convs)
+    kinds = set()
+    for m in convs:
+        w = m.weight
+        dense = w.shape[1] > 1 and w.shape[2] * w.shape[3] > 1
+        kinds.add(dense)
+        fmt = torch.contiguous_format if dense else torch.channels_last
+        assert w.is_contiguous(memory_format=fmt)
+    assert kinds == {True, False}   # 3x3 convs dense; 1x1 shortcuts and the 1-channel stem not
+    nchw = to_layout(build_model(g, mnist), torch.contiguous_format)
+    assert all(type(m) is torch.nn.Conv2d for m in nchw.modules() if isinstance(m, torch.nn.Conv2d))
