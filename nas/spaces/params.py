@@ -185,20 +185,6 @@ class Param:
                                      step=1 if self.log else int(self.step))
         return d.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
-    def ray_domain(self):
-        """The matching Ray Tune search domain."""
-        from ray import tune
-
-        if self.kind in ("categorical", "bool"):
-            return tune.choice(list(self.choices))
-        if self.kind == "int":
-            if self.log:
-                return tune.lograndint(int(self.low), int(self.high) + 1)
-            return tune.qrandint(int(self.low), int(self.high), int(self.step))
-        if self.log:
-            return tune.loguniform(self.low, self.high)
-        return tune.quniform(self.low, self.high, self.step) if self.step else tune.uniform(self.low, self.high)
-
     def to_dict(self) -> dict:
         """Plain data (as in the YAML file)."""
         out: dict = {"type": self.kind}

@@ -1,9 +1,8 @@
 """SearchSpace: a declarative space loaded from YAML, with budget-aware sampling for every backend.
 
 One space drives an Optuna trial (:meth:`SearchSpace.suggest`, which records the budget
-through ``trial.set_constraint`` so constrained samplers see it), a Ray Tune param space
-(:meth:`SearchSpace.ray_param_space`) and plain random sampling (:meth:`SearchSpace.sample`,
-feasible by construction under a budget).
+through ``trial.set_constraint`` so constrained samplers see it) and plain random sampling
+(:meth:`SearchSpace.sample`, feasible by construction under a budget).
 """
 from __future__ import annotations
 
@@ -246,13 +245,6 @@ class SearchSpace:
             trial.set_constraint(key, value)
         return params
 
-    @staticmethod
-    def constraints_func(frozen_trial) -> list[float]:
-        """Budget violations [macs, params] of a trial that went through :meth:`suggest`, for
-        samplers' ``constraints_func`` (deprecated in Optuna 5, which reads set_constraint)."""
-        recorded = frozen_trial.constraints or {}
-        return [recorded.get("macs", -1.0), recorded.get("params", -1.0)]
-
     def optuna_distributions(self) -> dict:
         """Every parameter's ``optuna.distributions`` object, by name."""
         return {p.name: p.optuna_distribution() for p in self.params}
@@ -263,23 +255,6 @@ class SearchSpace:
         from nas.spaces.optuna_sampler import FeasibleRandomSampler
 
         return FeasibleRandomSampler(self, budget_macs, params_budget, seed)
-
-    def ray_param_space(self, budget_macs: int | None = None, params_budget: int | None = None) -> dict:
-        """A Ray Tune ``param_space``: one domain per parameter (conditional parameters are
-        drawn always and ignored when inactive by :meth:`build`). Under a budget, key
-        ``"arch"`` holds a whole feasible :meth:`sample` and every parameter is read from it
-        (None when inactive), so every Ray trial fits."""
-        from ray import tune
-
-        if not budget_macs and not params_budget:
-            return {p.name: p.ray_domain() for p in self.params}
-
-        def draw(config) -> dict:
-            return self.sample(random.Random(random.getrandbits(64)), budget_macs, params_budget)
-
-        def read(name: str):
-            return tune.sample_from(lambda config: config["arch"].get(name))
-        return {"arch": tune.sample_from(draw), **{p.name: read(p.name) for p in self.params}}
 
     # ------------------------------------------------------------ description
     def size(self) -> float:
