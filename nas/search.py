@@ -336,8 +336,9 @@ class Progress:
     def nothing(self, job: SearchJob, c: SearchConfig) -> dict:
         """Say in one line why this run does nothing; returns the summary."""
         stored = job.store.study(job.study)["config"]
-        was = (f" (it ran with sampler {stored.get('sampler')})"
-               if stored.get("sampler") not in (None, c.sampler) else "")
+        was = [f"{k} {stored.get(k)}" for k in ("sampler", "backend")
+               if stored.get(k) not in (None, getattr(c, k))]
+        was = f" (it ran with {' and '.join(was)})" if was else ""
         self.out(f"study {job.study!r} already has {job.store.count(job.study)} of {c.trials} "
                  f"trials{was}; nothing to do: raise --trials to continue it, or pass --study "
                  "NAME to start a new study")
