@@ -470,7 +470,12 @@ def _main(argv=None) -> int:
                                                       include_seeds=not a.no_seed_nets))
     jobs = plan(archs, candidates, reference, a.seeds, a.reference_seeds)
     if not a.report_only:
-        execute(archs, jobs, out, workers=a.workers, threads=a.threads, device=a.device)
+        try:
+            execute(archs, jobs, out, workers=a.workers, threads=a.threads, device=a.device)
+        except KeyboardInterrupt:
+            print(f"calibrate: interrupted; the runs done are in {out / 'trials.jsonl'}: re-run "
+                  "the same command to continue", file=sys.stderr)
+            return 130
     runs = load_runs(out / "trials.jsonl")
     num_classes = _classes(reference)
     summary = analyse(archs, runs, candidates, reference, seeds=a.seeds,
@@ -479,7 +484,8 @@ def _main(argv=None) -> int:
     config = {"space": space.name, "budget": a.budget, "archs": a.archs, "seeds": a.seeds,
               "reference_seeds": a.reference_seeds, "workers": a.workers, "threads": a.threads,
               "device": a.device, "num_classes": num_classes,
-              "machine": f"{os.cpu_count()} CPU(s)",
+              "machine": f"{os.cpu_count()} CPU(s), load average "
+                         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min) at report time",
               "command": "python -m nas.calibrate " + " ".join(argv)}
     (out / "summary.json").write_text(json.dumps({"config": config, **summary}, indent=1))
     (out / "report.md").write_text(render(summary, config, archs))
