@@ -223,7 +223,7 @@ def execute(archs, jobs, out: Path, *, workers: int, threads: int, device: str,
 # ---------------------------------------------------------------- analysis
 def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Protocol, *,
             seeds: int, reference_seeds: int, reference_signal: str, num_classes: int,
-            tolerance: float = 0.05, reps: int = 1000) -> dict:
+            tolerance: float = 0.05, max_chance: float = 0.05, reps: int = 1000) -> dict:
     """The per-candidate, per-signal figures over the architectures with every run done."""
     def runs_of(i, p, n):
         return [runs.get(_key(archs[i]["hash"], p, s)) for s in range(n)]
@@ -263,12 +263,15 @@ def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Proto
             else:
                 row["seed_kendall"] = row["seed_spearman"] = float("nan")
             rows.append(row)
-    finite = [r for r in rows if math.isfinite(r["kendall"])]
+    # eligible: a finite tau and at most max_chance of the runs at chance (a protocol that
+    # leaves architectures untrained ranks trainability, whatever its tau on this sample)
+    finite = [r for r in rows if math.isfinite(r["kendall"]) and r["at_chance"] <= max_chance]
     best = max(finite, key=lambda r: r["kendall"]) if finite else None
     pick = None
     if best is not None:
         near = [r for r in finite if r["kendall"] >= best["kendall"] - tolerance]
-        pick = min(near, key=lambda r: (r["seconds"], -r["kendall"]))
+        pick = min(near, key=lambda r: (r["image_passes"], r["seconds"], -r["kendall"],
+                                        -_finite(r["seed_kendall"])))
     ref_flat = [r for i in complete for r in ref_runs[i]]
     per_arch = []
     for i in range(len(archs)):
@@ -291,7 +294,11 @@ def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Proto
                                         / len(ref_flat)) if ref_flat else float("nan"),
                           "accuracy_range": [float(min(ref["accuracy"])), float(max(ref["accuracy"]))]
                           if complete else None},
-            "tolerance": tolerance, "complete": complete}
+            "tolerance": tolerance, "max_chance": max_chance, "complete": complete}
+
+
+def _finite(x: float) -> float:
+    return x if math.isfinite(x) else -math.inf
 
 
 def _f(x, fmt="{:+.3f}") -> str:
@@ -338,12 +345,15 @@ def render(summary: dict, config: dict, archs: list[dict]) -> str:
     rec = summary["recommended"]
     lines += ["", "## Recommendation", ""]
     if rec:
-        lines.append(f"Cheapest candidate within {summary['tolerance']} tau of the best "
+        lines.append(f"Among candidates with at most {summary['max_chance']:.0%} of runs at chance, "
+                     f"the cheapest (training image passes, then seconds per run, then higher "
+                     f"tau and seed tau) within {summary['tolerance']} tau of the best "
                      f"({summary['best']['candidate']}/{summary['best']['signal']}, tau "
                      f"{summary['best']['kendall']:+.3f}): **{rec['candidate']} ranked by "
                      f"{rec['signal']}** (tau {rec['kendall']:+.3f}, {rec['seconds']:.1f} s per run).")
     else:
-        lines.append("No recommendation: fewer than 3 architectures have every run done.")
+        lines.append("No recommendation: fewer than 3 architectures have every run done, or every "
+                     f"candidate leaves more than {summary['max_chance']:.0%} of its runs at chance.")
     names = [k for k in summary["per_arch"][0] if k != "arch"] if summary["per_arch"] else []
     lines += ["", "## Architectures", "",
               "Validation accuracy / cross-entropy of each run (seeds in order; '-' not run yet).", "",
@@ -424,6 +434,8 @@ def parse_args(argv):
     p.add_argument("--sample-seed", type=cli.seed, default=0, help="seed of the architecture sample")
     p.add_argument("--tolerance", type=float, default=0.05,
                    help="'within reach of the best': tau at most this far below it")
+    p.add_argument("--max-chance", type=float, default=0.05,
+                   help="recommend only candidates with at most this share of runs at chance")
     p.add_argument("--min-ratio", type=float, default=10.0,
                    help="the reference must train >= this many times a candidate's image passes")
     p.add_argument("--workers", type=positive_int, default=1)
@@ -480,7 +492,7 @@ def _main(argv=None) -> int:
     num_classes = _classes(reference)
     summary = analyse(archs, runs, candidates, reference, seeds=a.seeds,
                       reference_seeds=a.reference_seeds, reference_signal=a.reference_signal,
-                      num_classes=num_classes, tolerance=a.tolerance)
+                      num_classes=num_classes, tolerance=a.tolerance, max_chance=a.max_chance)
     config = {"space": space.name, "budget": a.budget, "archs": a.archs, "seeds": a.seeds,
               "reference_seeds": a.reference_seeds, "workers": a.workers, "threads": a.threads,
               "device": a.device, "num_classes": num_classes,

@@ -43,7 +43,7 @@ def test_calibrate_runs_reports_and_resumes(tmp_path, capsys):
     argv = ["--space", str(space), "--archs", "4", "--seeds", "2",
             "--candidate", f"small:{SMALL}", "--candidate", f"warm:{SMALL},warmup=0.2",
             "--reference", "train_images=400,val_images=40,resolution=8,batch_size=20,epochs=1",
-            "--out", str(out)]
+            "--out", str(out), "--max-chance", "1"]
     assert calibrate.main(argv) == 0
     rows = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
     assert len(rows) == 4 * (1 + 2 * 2)             # reference once, two candidates x two seeds
