@@ -1,4 +1,4 @@
-"""The op registry: the vocabulary DESIGN.md promises, declared once with schema and rules."""
+"""The op registry: the op vocabulary (README: Building your own genotype), declared once with schema and rules."""
 import pytest
 
 from nas.errors import UnknownNameError
