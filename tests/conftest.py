@@ -26,6 +26,17 @@ def _admin_url() -> str:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test: on a shared machine one is faster than contended two."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def postgres_url():
     """The URL of a fresh, empty PostgreSQL database (dropped afterwards); skips loudly when
     no server is configured."""

@@ -21,13 +21,7 @@ from nas.zoo import ZOO
 from nas.zoo.__main__ import main as zoo_main
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is shared: one thread is faster than contended two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ------------------------------------------------------------------ models as people write them

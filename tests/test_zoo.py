@@ -30,13 +30,7 @@ def _params(slow_if_large: bool):
             for n in NAMES]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is shared: one thread is faster than contended two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ------------------------------------------------------------------ registry
