@@ -192,6 +192,11 @@ def train_baselines(storage: str, study: str, *, nets: Sequence[str] | None = No
     from nas.store import TrialStore
     from nas.zoo import ZOO
 
+    reader = TrialStore(storage, readonly=True)  # a missing study must leave the file untouched
+    try:
+        study_config(reader, study)
+    finally:
+        reader.close()
     store = TrialStore(storage, create=False)
     try:
         st, config = study_config(store, study)
@@ -297,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from nas.spaces import load_space
         from nas.store import TrialStore
 
-        store = TrialStore(a.storage, create=False)
+        store = TrialStore(a.storage, readonly=True)
         try:
             st, config = study_config(store, a.study)
         finally:
@@ -311,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 seeds=a.seeds, device=a.device, threads=a.threads)
     from nas.store import TrialStore
 
-    store = TrialStore(a.storage, create=False)
+    store = TrialStore(a.storage, readonly=True)
     try:
         trials = store.trials(a.study)
         study = store.study(a.study)

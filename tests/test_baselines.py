@@ -116,6 +116,10 @@ def test_dashboard_draws_baselines_and_the_verdict(tmp_path):
 
 def test_cli_bad_inputs_are_one_line(tmp_path):
     db = new_study(tmp_path / "c.db")
+    def files():
+        return {f.name: f.read_bytes() for f in sorted(db.parent.glob(db.name + "*"))}
+
+    before = files()
     for args, msg in ((["--study", "nope"], "no study 'nope'"),
                       (["--study", "s", "--band", "x"], "--band 'x' is not LOW,HIGH"),
                       (["--study", "s", "--nets", "resnet_18"], "resnet_18"),
@@ -124,6 +128,7 @@ def test_cli_bad_inputs_are_one_line(tmp_path):
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert msg in r.stderr and "Traceback" not in r.stderr
+        assert files() == before, args  # bad input leaves the store as it was
     r = subprocess.run([sys.executable, "-m", "nas.baselines", "--storage", str(tmp_path / "no.db"),
                         "--study", "s"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no database" in r.stderr and not (tmp_path / "no.db").exists()
