@@ -1,8 +1,12 @@
-"""Shared fixtures: PostgreSQL databases for the store and search tests.
+"""Shared fixtures: PostgreSQL databases for the store and search tests; the ``cuda`` marker.
 
 ``.ci/postgres`` (sourced by ``.ci/run``) starts a server on 127.0.0.1 and exports
 ``NAS_TEST_POSTGRES_URL``. Without it the PostgreSQL tests are skipped with a loud reason and
 the run ends with a line saying they did not run.
+
+Tests marked ``cuda`` need a CUDA device: where ``torch.cuda.is_available()`` is false they are
+skipped with a reason starting "needs CUDA:", and the run ends with a line saying how many did
+not run. ``python -m pytest -m cuda`` runs only them (on a machine with a GPU).
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ ENV = "NAS_TEST_POSTGRES_URL"
 SKIP_REASON = (f"POSTGRESQL TESTS NOT RUN: {ENV} is not set; `source .ci/postgres` (or run "
                ".ci/run) to start a server on 127.0.0.1")
 _skipped: list[str] = []
+_cuda_skipped: list[str] = []
 
 
 def _admin_url() -> str:
@@ -65,7 +70,35 @@ def storage_url(request, tmp_path):
     return request.getfixturevalue("postgres_url")
 
 
+def no_cuda_reason() -> str | None:
+    """Why CUDA tests cannot run here (None when a CUDA device is usable)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    if torch.version.cuda is None:
+        return f"torch {torch.__version__} is built without CUDA"
+    return (f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no CUDA device: "
+            "torch.cuda.is_available() is False")
+
+
+def pytest_collection_modifyitems(config, items):
+    cuda_items = [item for item in items if item.get_closest_marker("cuda")]
+    if not cuda_items:
+        return
+    reason = no_cuda_reason()
+    if reason is None:
+        return
+    skip = pytest.mark.skip(reason=f"needs CUDA: {reason}")
+    for item in cuda_items:
+        item.add_marker(skip)
+        _cuda_skipped.append(item.nodeid)
+
+
 def pytest_terminal_summary(terminalreporter):
+    if _cuda_skipped:
+        terminalreporter.write_sep("-", f"{len(_cuda_skipped)} CUDA test(s) did not run: no CUDA "
+                                        "device here (run them where there is one: pytest -m cuda)")
     if _skipped:
         terminalreporter.write_sep("!", f"{len(_skipped)} PostgreSQL test(s) did NOT run: {ENV} "
                                         "is not set (source .ci/postgres)", red=True, bold=True)

@@ -163,10 +163,10 @@ def train(genotype: Genotype, dataset: Dataset, *, epochs: int = 1, batch_size: 
         else torch.contiguous_format
     g = proxy_genotype(genotype, dataset, transform)
     cost = count(g)
-    model = to_layout(build_model(genotype, dataset, seed=seed, transform=transform).to(dev),
-                      layout)
-    data = dataset.to(dev) if dev.type != "cpu" else dataset
-    try:
+    try:  # moving the model and the data to the device can run out of memory too
+        model = to_layout(build_model(genotype, dataset, seed=seed, transform=transform).to(dev),
+                          layout)
+        data = dataset.to(dev) if dev.type != "cpu" else dataset
         history, timing = _fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr,
                        momentum=momentum, weight_decay=weight_decay, seed=seed, dev=dev,
                        layout=layout, on_epoch=on_epoch, max_train_batches=max_train_batches,
