@@ -167,19 +167,22 @@ def test_live_taps_of_small_maps():
 
 def test_cropping_conv_equals_the_full_conv_in_outputs_and_gradients():
     """Random convs (kernels, strides, dilations, paddings, groups, bias) on maps small
-    enough that taps only ever meet padding: same outputs and gradients as nn.Conv2d."""
+    enough that taps only ever meet padding, or small enough to run as matrix products:
+    same outputs and gradients as nn.Conv2d."""
+    from collections import Counter
+
     import random
 
     import torch
 
     from nas.evaluate.train import _cropping_conv_class
 
-    rng, cropped, checked = random.Random(0), 0, 0
-    while checked < 120:
+    rng, cropped, checked, gemms = random.Random(0), 0, 0, Counter()
+    while checked < 240:
         k, s, d = rng.choice([1, 3, 5, 7]), rng.choice([1, 2]), rng.choice([1, 1, 2])
         p, h, w = rng.randint(0, k // 2 * d + 1), rng.choice([1, 2, 3, 7]), rng.choice([1, 2, 3, 7])
         cin = rng.choice([4, 8])
-        groups = rng.choice([1, cin])
+        groups = rng.choice([1, cin, 2])
         cout = cin * rng.choice([1, 2]) if groups > 1 else rng.choice([3, 8])
         if min(h, w) + 2 * p - d * (k - 1) - 1 < 0:
             continue
@@ -187,7 +190,10 @@ def test_cropping_conv_equals_the_full_conv_in_outputs_and_gradients():
         crop = torch.nn.Conv2d(cin, cout, k, s, p, d, groups, bias=full.bias is not None).double()
         crop.load_state_dict(full.state_dict())
         crop.__class__ = _cropping_conv_class()
-        x = torch.randn(3, cin, h, w, dtype=torch.double, requires_grad=True)
+        x = torch.randn(3, cin, h, w, dtype=torch.double)
+        if rng.random() < 0.5:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x.requires_grad_()
         x2 = x.detach().clone().requires_grad_()
         y, y2 = full(x), crop(x2)
         grad = torch.randn_like(y)
@@ -195,9 +201,14 @@ def test_cropping_conv_equals_the_full_conv_in_outputs_and_gradients():
         y2.backward(grad)
         for a, b in ((y2, y), (x2.grad, x.grad), (crop.weight.grad, full.weight.grad)):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
-        cropped += crop._plans[(h, w)] is not None
+        plan = crop._plans[(h, w)]
+        cropped += plan is not None and plan[0] is not None
+        gemms[(plan[1], groups == 1, groups == cin) if plan is not None else None] += 1
         checked += 1
-    assert cropped >= 20   # the interesting case happened often
+    assert cropped >= 20   # the interesting cases happened often
+    assert all(gemms[("pixel", dense, depthwise)] >= 5
+               for dense, depthwise in ((True, False), (False, True), (False, False)))
+    assert gemms[("pointwise", True, False)] >= 5
 
 
 def test_cpu_layout_keeps_dense_kernels_nchw_and_marks_the_rest_channels_last(mnist, small):
