@@ -209,6 +209,34 @@ def test_cropping_conv_equals_the_full_conv_in_outputs_and_gradients():
     assert all(gemms[("pixel", dense, depthwise)] >= 5
                for dense, depthwise in ((True, False), (False, True), (False, False)))
     assert gemms[("pointwise", True, False)] >= 5
+    assert gemms[("depthwise", False, True)] >= 5
+
+
+def test_depthwise_weight_gradient_kernel_equals_torch():
+    """The compiled depthwise weight-gradient kernel against torch's, float64, random
+    kernels, strides, paddings, dilations and map sizes (odd channel counts too)."""
+    import random
+
+    import torch
+
+    from nas.evaluate import dwconv
+
+    assert dwconv.available()   # cc is part of this project's environment
+    rng = random.Random(1)
+    for _ in range(60):
+        k, s, d = rng.choice([(3, 3), (5, 5), (7, 7), (1, 3)]), rng.choice([1, 2]), rng.choice([1, 2])
+        p = (rng.randint(0, k[0] // 2 * d), rng.randint(0, k[1] // 2 * d))
+        h, w, c = rng.choice([1, 2, 4, 7, 9]), rng.choice([1, 3, 7]), rng.choice([1, 5, 16, 33])
+        if h + 2 * p[0] < d * (k[0] - 1) + 1 or w + 2 * p[1] < d * (k[1] - 1) + 1:
+            continue
+        x = torch.randn(3, c, h, w, dtype=torch.double)
+        weight = torch.randn(c, 1, *k, dtype=torch.double)
+        y = torch.nn.functional.conv2d(x, weight, None, s, p, d, c)
+        grad = torch.randn_like(y)
+        ref = torch.ops.aten.convolution_backward(grad, x, weight, None, [s, s], list(p), [d, d],
+                                                  False, [0, 0], c, [False, True, False])[1]
+        got = dwconv.grad_weight(x, grad, k, (s, s), p, (d, d))
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
 
 
 def test_cpu_layout_keeps_dense_kernels_nchw_and_marks_the_rest_channels_last(mnist, small):
