@@ -174,7 +174,10 @@ def study_config(store, study: str):
     if "space" not in stored:
         raise BaselineError(f"study {study!r} stores no search settings (not written by "
                             "nas.search); cannot repeat its protocol")
-    kw = {k: v for k, v in stored.items() if k in names}
+    from nas.search import legacy_config
+
+    # a setting the study predates: the value it was trained with, not today's default
+    kw = {k: v for k, v in legacy_config(stored).items() if k in names}
     if stored.get("space_path"):
         kw["space"] = stored["space_path"]
     return st, SearchConfig(**kw)

@@ -98,7 +98,10 @@ def score(run: dict, signal: str) -> float:
 
 
 def _key(arch: str, protocol: Protocol, seed: int) -> str:
-    return json.dumps([arch, protocol.to_dict(), seed], sort_keys=True)
+    """A run's identity: architecture hash, the protocol's training fields and the seed. The
+    ranking ``signal`` is left out: it changes how a run is scored, not the run itself."""
+    fields = {k: v for k, v in protocol.to_dict().items() if k != "signal"}
+    return json.dumps([arch, fields, seed], sort_keys=True)
 
 
 _DATA: dict = {}
@@ -180,7 +183,12 @@ def load_runs(path: Path) -> dict[str, dict]:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            runs[row["key"]] = row
+            # re-keyed from the row's own fields, so a change of the key's form (or of a
+            # field that does not change training) keeps the runs already done
+            # (a field the row predates takes the class default: new recipe options are off
+            # by default, so such a row trained with the option off)
+            fields = {**Protocol().to_dict(), **row["protocol"]}
+            runs[_key(row["hash"], Protocol(**fields), row["seed"])] = row
     return runs
 
 
@@ -199,7 +207,7 @@ def execute(archs, jobs, out: Path, *, workers: int, threads: int, device: str,
                "protocol_name": name, "protocol": p.to_dict(), "seed": seed, **result}
         with path.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        runs[row["key"]] = row
+        runs[_key(archs[i]["hash"], p, seed)] = row
         what = (f"error: {result['error']}" if "error" in result else
                 f"acc {result['accuracy']:.3f} loss {result['val_loss']:.3f}")
         log(f"  [{len(runs)}/{len(jobs)}] arch {i} {name} seed {seed}: {what} "

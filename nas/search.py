@@ -15,7 +15,7 @@ import re
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -28,7 +28,12 @@ from nas.strategies import OBJECTIVES, RunSummary, SearchJob
 
 DEFAULT_STORAGE = "nas.db"
 #: Evaluation settings that make accuracies incomparable: resuming with other values is an error.
-EVAL_KEYS = ("dataset", "epochs", "resolution", "limit", "proxy", "batch_size", "lr")
+EVAL_KEYS = ("dataset", "epochs", "resolution", "limit", "proxy", "batch_size", "lr",
+             "val_images", "warmup", "label_smoothing", "transform", "signal")
+#: The values of evaluation settings that studies stored before the setting existed were
+#: trained with (their validation split was 20% of the images: see :func:`legacy_config`).
+LEGACY_EVAL = {"warmup": 0.0, "label_smoothing": 0.0, "transform": "none", "signal": "accuracy"}
+LEGACY_VAL_SHARE = 0.2
 
 
 class SearchError(NasError):
@@ -53,6 +58,11 @@ class SearchConfig:
     limit: int | None = PROTOCOL.images
     batch_size: int = PROTOCOL.batch_size
     lr: float = PROTOCOL.lr
+    val_images: int | None = None     # of the `limit` images; None: the protocol's share
+    warmup: float = PROTOCOL.warmup
+    label_smoothing: float = PROTOCOL.label_smoothing
+    transform: str = PROTOCOL.transform
+    signal: str = PROTOCOL.signal
     proxy: str | None = None
     storage: str = DEFAULT_STORAGE
     study: str | None = None
@@ -78,7 +88,7 @@ class SearchConfig:
 
     def metric(self) -> str:
         """The quality metric: the proxy's name, else the protocol's signal."""
-        return self.proxy or PROTOCOL.signal
+        return self.proxy or self.signal
 
     def study_name(self, space_name: str) -> str:
         """``--study``, or space, budget as typed (spaces dropped) and objectives."""
@@ -91,6 +101,20 @@ class SearchConfig:
     def evaluation(self) -> dict:
         """The settings that define how a trial is scored."""
         return {k: getattr(self, k) for k in EVAL_KEYS}
+
+    def val_split(self) -> dict:
+        """The validation split as ``load_dataset`` keywords: ``val_images`` of the ``limit``
+        images, or (None) the protocol's share of them (DEFAULT's val_images / images)."""
+        if self.val_images is not None:
+            return {"val_images": self.val_images}
+        return {"val_fraction": PROTOCOL.val_fraction}
+
+    def resolved_val_images(self) -> int | float | None:
+        """The validation image count when it is known before loading (a share of all the
+        images otherwise)."""
+        if self.val_images is not None:
+            return self.val_images
+        return round(self.limit * PROTOCOL.val_fraction) if self.limit else PROTOCOL.val_fraction
 
 
 # ---------------------------------------------------------------- evaluation
@@ -115,7 +139,7 @@ class TrainEvaluator:
 
             c = self.config
             self._dataset = load_dataset(c.dataset, resolution=c.resolution, seed=c.seed,
-                                         limit=c.limit)
+                                         limit=c.limit, **c.val_split())
         return self._dataset
 
     def __call__(self, genotype, on_epoch: Callable[[int, float], None]) -> dict:
@@ -133,7 +157,8 @@ class TrainEvaluator:
             from nas.evaluate.train import train
 
             r = train(genotype, self.dataset, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
-                      seed=c.seed, device=self.device, on_epoch=on_epoch)
+                      seed=c.seed, device=self.device, on_epoch=on_epoch, warmup=c.warmup,
+                      label_smoothing=c.label_smoothing, transform=c.transform)
             out.update(accuracy=r.accuracy, val_loss=r.val_loss,
                        proxy_params=r.proxy_params, proxy_macs=r.proxy_macs, epochs=r.history)
         if "latency" in c.objectives:
@@ -184,6 +209,7 @@ def check_config(c: SearchConfig) -> None:
             raise SearchError(f"{name} must be >= {low}, got {value}")
     if c.timeout is not None and not c.timeout > 0:
         raise SearchError(f"--timeout must be positive seconds, got {c.timeout:g}")
+    _check_protocol(c)
     if c.proxy:
         from nas.evaluate.proxies import PROXIES
 
@@ -192,6 +218,40 @@ def check_config(c: SearchConfig) -> None:
 
             near = closest(c.proxy, list(PROXIES)) or sorted(PROXIES)
             raise SearchError(f"unknown proxy {c.proxy!r}; use one of {', '.join(near)}")
+
+
+def _check_protocol(c: SearchConfig) -> None:
+    """The protocol settings (the CLI validates them too; this covers SearchConfig users)."""
+    from nas.evaluate.protocol import SIGNALS
+    from nas.evaluate.train import TRANSFORMS
+
+    if c.val_images is not None:
+        if not isinstance(c.val_images, int) or isinstance(c.val_images, bool) or c.val_images < 1:
+            raise SearchError(f"--val-images must be an integer >= 1, got {c.val_images!r}")
+        if c.limit is not None and c.val_images >= c.limit:
+            raise SearchError(f"--val-images {c.val_images} must be under --limit {c.limit} "
+                              "(the images used, train + val; the rest train)")
+    for name, value in (("--warmup", c.warmup), ("--label-smoothing", c.label_smoothing)):
+        if not (isinstance(value, (int, float)) and 0 <= value < 1):
+            raise SearchError(f"{name} must be a fraction in [0, 1), got {value!r}")
+    if c.transform not in TRANSFORMS:
+        raise SearchError(f"--transform must be one of {', '.join(TRANSFORMS)}, got {c.transform!r}")
+    if c.signal not in SIGNALS:
+        raise SearchError(f"--signal must be one of {', '.join(SIGNALS)}, got {c.signal!r}")
+
+
+def legacy_config(stored: dict) -> dict:
+    """A stored study config with the settings it predates filled in with the values such
+    studies were trained with (:data:`LEGACY_EVAL`; the 20% validation split as a count of
+    the images used when that is known)."""
+    out = {**LEGACY_EVAL, **stored}
+    if "val_images" not in stored and stored.get("limit"):
+        out["val_images"] = round(LEGACY_VAL_SHARE * stored["limit"])
+    return out
+
+
+def _comparable(evaluation: dict, c: "SearchConfig") -> dict:
+    return {**evaluation, "val_images": c.resolved_val_images()}
 
 
 def check_budget(space, c: SearchConfig) -> None:
@@ -221,8 +281,11 @@ def open_study(job: SearchJob, c: SearchConfig) -> bool:
                                    config=config, seeds=seeds)
     if existed:
         stored = job.store.study(job.study)["config"]
-        old = {k: stored.get(k) for k in EVAL_KEYS}
-        diff = [f"{k} {old[k]!r} (now {v!r})" for k, v in c.evaluation().items() if old[k] != v]
+        then = SearchConfig(**{k: v for k, v in legacy_config(stored).items()
+                               if k in {f.name for f in fields(SearchConfig)}})
+        old = _comparable(then.evaluation(), then)
+        diff = [f"{k} {old[k]!r} (now {v!r})" for k, v in _comparable(c.evaluation(), c).items()
+                if old[k] != v]
         if diff:
             from nas.store import StoreError
 
@@ -470,6 +533,8 @@ def _clock(seconds: float) -> str:
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     from nas.cost import BUDGET_FORMS
+    from nas.evaluate.protocol import SIGNALS
+    from nas.evaluate.train import TRANSFORMS
 
     d = SearchConfig(space="")
     p = cli.ArgumentParser(prog="python -m nas.search", description=__doc__.split("\n\n")[0],
@@ -485,10 +550,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=cli.positive_int, default=d.epochs, help="training epochs per trial")
     p.add_argument("--dataset", default=d.dataset, help="mnist, cifar10:PATH, folder:PATH")
     p.add_argument("--resolution", type=cli.resolution, default=d.resolution, help="proxy input size")
-    p.add_argument("--limit", type=cli.image_limit, default=d.limit, help="images used (train + val); 0 = all")
+    p.add_argument("--limit", type=cli.image_limit,
+                   help=f"images used (train + val); 0 = all (default: {PROTOCOL.train_images} "
+                        "training images + the validation images)")
     p.add_argument("--batch-size", type=cli.int_range(2), default=d.batch_size,
                    help="images per step (>= 2: BatchNorm trains on batches)")
     p.add_argument("--lr", type=cli.positive_float, default=d.lr, help="learning rate (finite, > 0)")
+    p.add_argument("--val-images", type=cli.positive_int,
+                   help=f"of the --limit images, how many are held out for validation, the rest "
+                        f"train (default: {PROTOCOL.val_images} of the default --limit, the "
+                        f"same share of another)")
+    p.add_argument("--warmup", type=cli.fraction, default=d.warmup,
+                   help="fraction of the steps with a linear learning-rate ramp, in [0, 1)")
+    p.add_argument("--label-smoothing", type=cli.fraction, default=d.label_smoothing,
+                   help="label smoothing of the training loss, in [0, 1)")
+    p.add_argument("--transform", choices=TRANSFORMS, default=d.transform,
+                   help="resolution transform: none, or stem:K (the last K stem downsamplings at "
+                        "stride 1, so later stages keep a spatial extent at proxy resolution)")
+    p.add_argument("--signal", choices=SIGNALS, default=d.signal,
+                   help="what trials are ranked by: last-epoch validation accuracy or cross-entropy")
     p.add_argument("--proxy", help="score with a zero-cost proxy instead of training (e.g. naswot)")
     p.add_argument("--storage", default=d.storage, help="SQLAlchemy URL or SQLite file path")
     p.add_argument("--study", help="study name (default: from space, budget and objectives)")
@@ -526,6 +606,14 @@ def _glue_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _limit(a) -> int | None:
+    """--limit, by default the protocol's training images plus the validation images."""
+    if a.limit is None:
+        return PROTOCOL.train_images + (a.val_images if a.val_images is not None
+                                        else PROTOCOL.val_images)
+    return a.limit or None
+
+
 def config_from_args(argv: Sequence[str] | None = None) -> SearchConfig:
     """Parse the command line into a :class:`SearchConfig`."""
     a = parser().parse_args(_glue_negative_values(list(sys.argv[1:] if argv is None else argv)))
@@ -533,7 +621,10 @@ def config_from_args(argv: Sequence[str] | None = None) -> SearchConfig:
                         trials=a.trials, timeout=a.timeout, sampler=a.sampler,
                         objectives=[o.strip() for o in a.objectives.split(",") if o.strip()],
                         epochs=a.epochs, dataset=a.dataset, resolution=a.resolution,
-                        limit=a.limit or None, batch_size=a.batch_size, lr=a.lr, proxy=a.proxy,
+                        limit=_limit(a), batch_size=a.batch_size, lr=a.lr,
+                        val_images=a.val_images, warmup=a.warmup,
+                        label_smoothing=a.label_smoothing, transform=a.transform,
+                        signal=a.signal, proxy=a.proxy,
                         storage=a.storage, study=a.study, seed=a.seed, seeds=not a.no_seeds,
                         workers=a.workers, threads=a.threads, device=a.device, dashboard=a.dashboard,
                         backend=a.backend, cpus_per_trial=a.cpus_per_trial,

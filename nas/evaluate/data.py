@@ -73,11 +73,15 @@ class Dataset:
 
 
 def load_dataset(name: str = "mnist", *, resolution: int = 32, seed: int = 0,
-                 val_fraction: float = 0.2, limit: int | None = None) -> Dataset:
+                 val_fraction: float = 0.2, limit: int | None = None,
+                 val_images: int | None = None) -> Dataset:
     """Load a proxy dataset by name: "mnist", "cifar10:PATH", "folder:PATH" or an existing PATH.
 
     ``limit`` caps the number of images used (a stratified subset), ``val_fraction`` sets the
     stratified validation share; both are drawn from a generator seeded with ``seed``.
+    ``val_images``, when given, replaces ``val_fraction``: that many of the images used are
+    held out (``val_fraction = val_images / images used``; with a predefined split, that many
+    validation images are kept and ``limit - val_images`` training images).
     """
     if not isinstance(resolution, int) or resolution < 4:
         raise DatasetError(f"resolution must be an int >= 4, got {resolution!r}")
@@ -99,14 +103,29 @@ def load_dataset(name: str = "mnist", *, resolution: int = 32, seed: int = 0,
         raise DatasetError(f"unknown dataset {name!r}; use 'mnist' (embedded), 'cifar10:PATH' "
                            f"for {CIFAR_LAYOUT}, or 'folder:PATH' (or an existing PATH) for "
                            f"{FOLDER_LAYOUT}")
+    if val_images is not None and (not isinstance(val_images, int) or isinstance(val_images, bool)
+                                   or val_images < 1):
+        raise DatasetError(f"val_images must be an int >= 1 or None, got {val_images!r}")
+    if val_images is not None and limit is not None and val_images >= limit:
+        raise DatasetError(f"val_images ({val_images}) must be under the {limit} images used "
+                           "(the rest train)")
     rng = np.random.default_rng(seed)
     if split is None:
         keep = _stratified_subset(labels, limit, rng)
+        if val_images is not None:
+            if val_images >= len(keep):
+                raise DatasetError(f"val_images ({val_images}) must be under the {len(keep)} "
+                                   f"images of {name!r} (the rest train)")
+            val_fraction = val_images / len(keep)
         train_idx, val_idx = _stratified_split(labels[keep], val_fraction, rng)
         train_idx, val_idx = keep[train_idx], keep[val_idx]
     else:  # a predefined train/val split (image folders with train/ and val/)
         train_idx, val_idx = split
-        if limit is not None:
+        if val_images is not None:
+            n_train = len(train_idx) if limit is None else limit - val_images
+            train_idx = train_idx[_stratified_subset(labels[train_idx], n_train, rng)]
+            val_idx = val_idx[_stratified_subset(labels[val_idx], val_images, rng)]
+        elif limit is not None:
             share = len(train_idx) / (len(train_idx) + len(val_idx))
             n_train = max(1, round(limit * share))
             train_idx = train_idx[_stratified_subset(labels[train_idx], n_train, rng)]
