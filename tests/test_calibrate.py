@@ -79,3 +79,19 @@ def test_reference_must_be_ten_times_the_candidates(tmp_path, capsys):
 def test_bad_protocols_are_one_line_errors(tmp_path, capsys, bad):
     assert calibrate.main(["--space", "resnet_like", bad, "--out", str(tmp_path)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_runs_are_keyed_without_the_signal_and_older_rows_keep_their_key(tmp_path):
+    """A run is the same run whatever signal ranks it; a row written before a protocol field
+    existed is read with that field's class default (new recipe options are off by default)."""
+    from nas.evaluate.protocol import Protocol
+
+    p = Protocol(train_images=100, val_images=50)
+    assert calibrate._key("h", p, 0) == calibrate._key("h", p.with_(signal="val_loss"), 0)
+    assert calibrate._key("h", p, 0) != calibrate._key("h", p.with_(label_smoothing=0.1), 0)
+    old = {k: v for k, v in p.to_dict().items() if k not in ("transform", "label_smoothing")}
+    (tmp_path / "trials.jsonl").write_text(json.dumps(
+        {"key": "whatever form it had", "hash": "h", "protocol": old, "seed": 1,
+         "accuracy": 0.5, "val_loss": 1.0, "seconds": 1.0}) + "\n" + '{"torn')
+    runs = calibrate.load_runs(tmp_path / "trials.jsonl")
+    assert list(runs) == [calibrate._key("h", p, 1)]
