@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 import networkx as nx
+import torch
 from torch import fx, nn
 
 from nas.errors import GenotypeError
@@ -80,9 +81,7 @@ def _emit(g: Genotype, shapes: dict, root: nn.Module, outputs: tuple[str, ...]) 
         module = root.get_submodule(n) if _installed(root, n) else None
         if module is None:
             attrs = spec.resolve(g.attrs(n))
-            built = spec.torch(attrs, [shapes[i] for i in ins], inplace)
-            if spec.init is not None and not isinstance(built, Call):
-                spec.init(built, attrs)  # the op's declared init (nas.ops)
+            built = _build(spec, attrs, [shapes[i] for i in ins], inplace)
         else:
             built = module
         if isinstance(built, Call):
@@ -95,6 +94,25 @@ def _emit(g: Genotype, shapes: dict, root: nn.Module, outputs: tuple[str, ...]) 
     graph.output(results[0] if len(results) == 1 else tuple(results))
     graph.lint()
     return graph
+
+
+def _build(spec, attrs: dict, in_shapes: list, inplace: bool):
+    """The op's module (or Call). An op with a declared init (nas.ops) is built on the meta
+    device, so PyTorch's default init (which draws random numbers for every conv weight)
+    does not run before the declared one overwrites it: the declared init sets every
+    parameter and buffer of the module on uninitialised storage of the device modules are
+    built on (the default device: CPU unless a ``torch.device`` context says otherwise)."""
+    if spec.init is None:
+        return spec.torch(attrs, in_shapes, inplace)
+    device = torch.empty(0).device
+    with torch.device("meta"):
+        built = spec.torch(attrs, in_shapes, inplace)
+    if isinstance(built, Call):
+        return built
+    if device.type != "meta":
+        built = built.to_empty(device=device)
+    spec.init(built, attrs)  # the op's declared init
+    return built
 
 
 def _call(graph: fx.Graph, call: Call, args: list) -> fx.Node:

@@ -120,7 +120,9 @@ class OpSpec:
     inplace_safe: bool = False      # a sole consumer may overwrite this op's output
     inplace_capable: bool = False   # the op can overwrite its first input
     passthrough: bool = False       # compiles to its input tensor itself (no code)
-    init: Callable[[Any, dict], None] | None = None  # initialises the built module in place
+    # initialises the built module in place: every parameter and buffer (the compiler builds
+    # such modules without PyTorch's default init, on uninitialised storage)
+    init: Callable[[Any, dict], None] | None = None
     schema: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -275,6 +277,7 @@ def _bn_init(m, a):
 
     (nn.init.zeros_ if a["zero_init"] else nn.init.ones_)(m.weight)
     nn.init.zeros_(m.bias)
+    m.reset_running_stats()   # mean 0, variance 1, no batches seen
 
 
 op(OpSpec("bn", "Batch normalisation (2-D on feature maps, 1-D on flat features). Init: "

@@ -70,3 +70,24 @@ def test_init_hints_do_not_change_the_architecture_hash():
             plain.graph.nodes[n]["attrs"] = {k: v for k, v in plain.attrs(n).items() if k != "zero_init"}
     assert plain.to_dict() != g.to_dict()
     assert plain.canonical_hash() == g.canonical_hash()
+
+
+def test_weights_are_initialised_once_by_the_declared_init():
+    """compile() draws no random numbers for PyTorch's default conv init: the first numbers
+    of the seeded stream are the first conv's He-normal weights, and the BN buffers are set."""
+    g = zoo.build("resnet18")
+    torch.manual_seed(0)
+    module = compile(g)
+    first = next(n for n in g.topological_order() if g.op(n) == "conv")
+    w = module.get_submodule(first).weight
+    torch.manual_seed(0)
+    expected = torch.nn.init.kaiming_normal_(torch.empty_like(w), mode="fan_out",
+                                             nonlinearity="relu")
+    assert torch.equal(w, expected)
+    for n in g.topological_order():
+        if g.op(n) == "bn":
+            bn = module.get_submodule(n)
+            assert torch.all(bn.running_mean == 0) and torch.all(bn.running_var == 1), n
+            assert bn.num_batches_tracked.item() == 0
+    with torch.device("meta"):   # nas.measure counts on the meta device: no storage there
+        assert compile(g).get_submodule(first).weight.device.type == "meta"
