@@ -10,10 +10,11 @@ fit), trains each under every candidate protocol with ``--seeds`` training seeds
 signal (validation accuracy, validation cross-entropy): Kendall tau and Spearman rho of the
 seed-averaged score against the reference, with bootstrap 95% intervals over architectures;
 the seed-to-seed tau (the noise floor); the share of runs at chance (accuracy <= 2/classes);
-and seconds per trial. It recommends the cheapest candidate whose tau is within ``--tolerance``
-of the best, and writes ``report.md``, ``chart.png`` (matplotlib, when installed) and
-``summary.json`` beside ``trials.jsonl``, which holds every run and makes the command
-resumable: re-running it trains only what is missing. Protocols are ``key=value`` lists over
+and wall and CPU seconds per trial (CPU seconds do not grow with the machine's load). It
+recommends the cheapest candidate whose tau is within ``--tolerance`` of the best, and writes
+``report.md``, ``chart.png`` (matplotlib, when installed) and ``summary.json`` beside
+``trials.jsonl``, which holds every run and makes the command resumable: re-running it trains
+only what is missing. Protocols are ``key=value`` lists over
 :class:`nas.evaluate.protocol.Protocol` fields, starting from ``DEFAULT``.
 """
 from __future__ import annotations
@@ -124,13 +125,15 @@ def run_one(genotype_json: str, protocol: dict, seed: int, device: str = "cpu") 
         _DATA.clear()
         _DATA[data_key] = p.load(seed=0)
     g = Genotype.from_json(genotype_json)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         r = train(g, _DATA[data_key], seed=seed, device=device, **p.train_kwargs())
     except TrialFailure as e:
-        return {"error": e.reason, "seconds": time.perf_counter() - t0}
+        return {"error": e.reason, "seconds": time.perf_counter() - t0,
+                "cpu_seconds": time.process_time() - c0}
     return {"accuracy": r.accuracy, "val_loss": r.val_loss, "seconds": time.perf_counter() - t0,
-            "proxy_macs": r.proxy_macs, "history": r.history}
+            "cpu_seconds": time.process_time() - c0, "proxy_macs": r.proxy_macs,
+            "history": r.history}
 
 
 def sample_archs(space, n: int, budget_macs: int | None, *, seed: int = 0,
@@ -229,6 +232,12 @@ def execute(archs, jobs, out: Path, *, workers: int, threads: int, device: str,
 
 
 # ---------------------------------------------------------------- analysis
+def _cpu(runs: list[dict]) -> float:
+    """Mean CPU seconds of the runs that recorded them (runs from before the field: NaN)."""
+    got = [r["cpu_seconds"] for r in runs if "cpu_seconds" in r]
+    return float(np.mean(got)) if got else float("nan")
+
+
 def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Protocol, *,
             seeds: int, reference_seeds: int, reference_signal: str, num_classes: int,
             tolerance: float = 0.05, max_chance: float = 0.05, reps: int = 1000) -> dict:
@@ -254,6 +263,7 @@ def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Proto
             row = {"candidate": name, "signal": sig, "protocol": p.to_dict(), "archs": len(complete),
                    "image_passes": p.train_image_passes(),
                    "seconds": float(np.mean([r["seconds"] for r in flat])) if flat else float("nan"),
+                   "cpu_seconds": _cpu(flat),
                    "at_chance": at_chance / len(flat) if flat else float("nan"),
                    "failed": sum(1 for r in flat if r.get("error"))}
             target = ref[reference_signal]
@@ -297,7 +307,8 @@ def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Proto
             "best": best and {k: best[k] for k in ("candidate", "signal", "kendall")},
             "recommended": pick and {k: pick[k] for k in ("candidate", "signal", "kendall", "seconds")},
             "reference": {"protocol": reference.to_dict(), "signal": reference_signal,
-                          "seconds": ref_time, "image_passes": reference.train_image_passes(),
+                          "seconds": ref_time, "cpu_seconds": _cpu(ref_flat),
+                          "image_passes": reference.train_image_passes(),
                           "at_chance": (sum(1 for r in ref_flat if r.get("error") or r["accuracy"] <= chance)
                                         / len(ref_flat)) if ref_flat else float("nan"),
                           "accuracy_range": [float(min(ref["accuracy"])), float(max(ref["accuracy"]))]
@@ -328,7 +339,8 @@ def render(summary: dict, config: dict, archs: list[dict]) -> str:
              "## Reference",
              "",
              f"`{_protocol_text(ref['protocol'])}`: {ref['image_passes']:,} training image passes, "
-             f"{_f(ref['seconds'], '{:.1f}')} s per run; ranked by its `{ref['signal']}`; "
+             f"{_f(ref['seconds'], '{:.1f}')} s per run "
+             f"(CPU {_f(ref.get('cpu_seconds'), '{:.1f}')} s); ranked by its `{ref['signal']}`; "
              f"runs at chance: {_f(ref['at_chance'], '{:.0%}')}; accuracy range "
              f"{ref['accuracy_range'] and ' to '.join(f'{a:.3f}' for a in ref['accuracy_range'])}.",
              "",
@@ -339,13 +351,17 @@ def render(summary: dict, config: dict, archs: list[dict]) -> str:
              "of the same candidate (the noise floor). At chance: runs with accuracy <= "
              f"{2 / config['num_classes']:.2f} (or failed).",
              "",
-             "| candidate | signal | image passes | s/run | tau [95% CI] | rho [95% CI] | tau vs ref "
-             "other signal | seed tau | at chance | protocol |",
-             "|---|---|---:|---:|---|---|---:|---:|---:|---|"]
+             "s/run: wall seconds per run; CPU s: the worker's CPU seconds per run (the cost that "
+             "does not grow with the machine's load; n/a for runs recorded before the field).",
+             "",
+             "| candidate | signal | image passes | s/run | CPU s | tau [95% CI] | rho [95% CI] | "
+             "tau vs ref other signal | seed tau | at chance | protocol |",
+             "|---|---|---:|---:|---:|---|---|---:|---:|---:|---|"]
     for r in summary["rows"]:
         other = [k for k in r if k.startswith("kendall_vs_ref_")][0]
         lines.append(
             f"| {r['candidate']} | {r['signal']} | {r['image_passes']:,} | {_f(r['seconds'], '{:.1f}')} | "
+            f"{_f(r.get('cpu_seconds'), '{:.1f}')} | "
             f"{_f(r['kendall'])} [{_f(r['kendall_ci'][0])}, {_f(r['kendall_ci'][1])}] | "
             f"{_f(r['spearman'])} [{_f(r['spearman_ci'][0])}, {_f(r['spearman_ci'][1])}] | "
             f"{_f(r[other])} | {_f(r['seed_kendall'])} | {_f(r['at_chance'], '{:.0%}')} | "

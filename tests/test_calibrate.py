@@ -47,6 +47,8 @@ def test_calibrate_runs_reports_and_resumes(tmp_path, capsys):
     assert calibrate.main(argv) == 0
     rows = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
     assert len(rows) == 4 * (1 + 2 * 2)             # reference once, two candidates x two seeds
+    # each run records its worker's CPU seconds (the cost that load does not inflate)
+    assert all(0 < r["cpu_seconds"] for r in rows)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["archs_complete"] == 4
     table = {(r["candidate"], r["signal"]) for r in summary["rows"]}
@@ -54,9 +56,12 @@ def test_calibrate_runs_reports_and_resumes(tmp_path, capsys):
     for r in summary["rows"]:
         assert -1 <= r["kendall"] <= 1 and r["kendall_ci"][0] <= r["kendall_ci"][1]
         assert r["image_passes"] == 40 and 0 <= r["at_chance"] <= 1
+        runs = [x for x in rows if x["protocol_name"] == r["candidate"]]
+        assert r["cpu_seconds"] == pytest.approx(sum(x["cpu_seconds"] for x in runs) / len(runs))
     assert summary["recommended"]["candidate"] in ("small", "warm")
     report = (out / "report.md").read_text()
     assert "Kendall" in report and "Recommendation" in report
+    assert "| CPU s |" in report and "s per run (CPU " in report
     assert (out / "chart.png").read_bytes()[:4] == b"\x89PNG"
     capsys.readouterr()
     assert calibrate.main(argv) == 0                   # resumed: nothing left to train
@@ -95,3 +100,9 @@ def test_runs_are_keyed_without_the_signal_and_older_rows_keep_their_key(tmp_pat
          "accuracy": 0.5, "val_loss": 1.0, "seconds": 1.0}) + "\n" + '{"torn')
     runs = calibrate.load_runs(tmp_path / "trials.jsonl")
     assert list(runs) == [calibrate._key("h", p, 1)]
+
+
+def test_cpu_seconds_average_only_the_runs_that_recorded_them():
+    # trials.jsonl files written before runs recorded CPU seconds still report (n/a)
+    assert math.isnan(calibrate._cpu([{"seconds": 3.0}]))
+    assert calibrate._cpu([{"seconds": 3.0, "cpu_seconds": 2.0}, {"seconds": 5.0}]) == 2.0
