@@ -331,26 +331,35 @@ def run_search(c: SearchConfig, *, evaluator=None, space=None, out=print) -> dic
         if existed and c.trials is not None and store.count(job.study) >= c.trials \
                 and not store.queued(job.study):
             return printer.nothing(job, c)
-        driver = Driver(job, parallel=c.workers if c.backend == "optuna" else 2)
-        printer.start(job, existed, driver, c)
-        t0 = time.monotonic()
+        pool = None
+        if c.backend == "optuna" and c.workers > 1:
+            from nas.strategies.local import Pool
+
+            pool = Pool(evaluator, c.workers, c.threads)  # children start while the study opens
         try:
-            if c.backend == "ray":
-                from nas.strategies.ray_backend import run_ray
+            driver = Driver(job, parallel=c.workers if c.backend == "optuna" else 2)
+            printer.start(job, existed, driver, c)
+            t0 = time.monotonic()
+            interrupted = False
+            try:
+                if c.backend == "ray":
+                    from nas.strategies.ray_backend import run_ray
 
-                run_ray(driver, evaluator, **_ray_options(c))
-            elif c.workers == 1:
-                from nas.strategies.local import run_inline
+                    run_ray(driver, evaluator, **_ray_options(c))
+                elif pool is None:
+                    from nas.strategies.local import run_inline
 
-                run_inline(driver, evaluator)
-            else:
-                from nas.strategies.local import run_pool
+                    run_inline(driver, evaluator)
+                else:
+                    from nas.strategies.local import run_pool
 
-                run_pool(driver, evaluator, c.workers, c.threads)
-        except KeyboardInterrupt:
-            driver.close(interrupted=True)
-        else:
-            driver.close()
+                    run_pool(driver, pool)
+            except KeyboardInterrupt:
+                interrupted = True
+        finally:
+            if pool is not None:
+                pool.close()
+        driver.close(interrupted=interrupted)
         return printer.finish(job, driver.summary, time.monotonic() - t0)
     finally:
         store.close()

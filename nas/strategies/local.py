@@ -43,10 +43,9 @@ def run_inline(driver: Driver, evaluator) -> None:
 class _Worker:
     """One evaluating child process and the trial it holds."""
 
-    def __init__(self, ctx, evaluator, threads: int, prunes: bool):
+    def __init__(self, ctx, evaluator, threads: int):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, evaluator, threads, prunes),
-                                daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, evaluator, threads), daemon=True)
         self.proc.start()
         child.close()
         self.live = None
@@ -54,58 +53,77 @@ class _Worker:
 
         self.name = f"{worker_id().rpartition(':')[0]}:{self.proc.pid}"
 
-    def submit(self, live) -> None:
+    def submit(self, live, prunes: bool) -> None:
         self.live = live
-        self.conn.send((live.number, live.genotype.to_json()))
+        self.conn.send((live.genotype.to_json(), prunes))
 
     def stop(self) -> None:
         if self.proc.is_alive():
             self.proc.terminate()
 
 
-def run_pool(driver: Driver, evaluator, workers: int, threads: int = 1) -> None:
-    """Keep ``workers`` child processes evaluating the driver's proposals."""
-    ctx = mp.get_context("spawn")
-    prunes = driver.proposer.prunes
-    pool = [_Worker(ctx, evaluator, threads, prunes) for _ in range(workers)]
-    try:
-        while True:
-            driver.poll()
-            for i, w in enumerate(pool):
-                if w.live is None and not w.proc.is_alive() and not driver.done:
-                    pool[i] = w = _Worker(ctx, evaluator, threads, prunes)  # died while idle
-                if w.live is None and not driver.done:
-                    live = driver.propose()
-                    if live is not None:
-                        w.submit(live)
-            busy = [w for w in pool if w.live is not None]
-            if not busy:
-                if driver.done and not driver.waiting():
-                    return
-                driver.poll(force=True)
-                time.sleep(0.5)
-                continue
-            wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=1.0)
-            for i, w in enumerate(pool):
-                if w.live is None:
-                    continue
-                _drain(driver, w)
-                if w.live is not None and not w.proc.is_alive():
-                    _drain(driver, w)
-                if w.live is not None and not w.proc.is_alive():
-                    driver.finish(w.live, worker=w.name,
-                                  error=f"worker process {w.proc.pid} died (exit code "
-                                        f"{w.proc.exitcode}) while evaluating the trial")
-                    w.live = None
-                    pool[i] = _Worker(ctx, evaluator, threads, prunes)
-    finally:
-        for w in pool:
+class Pool:
+    """``workers`` child processes evaluating one at a time. Started before the driver, so
+    that the children start Python and import while the parent opens the study."""
+
+    def __init__(self, evaluator, workers: int, threads: int = 1):
+        self.ctx = mp.get_context("spawn")
+        self.evaluator, self.threads = evaluator, threads
+        self.workers: list[_Worker] = []
+        try:
+            for _ in range(workers):
+                self.workers.append(self.spawn())
+        except BaseException:
+            self.close()
+            raise
+
+    def spawn(self) -> _Worker:
+        return _Worker(self.ctx, self.evaluator, self.threads)
+
+    def close(self) -> None:
+        for w in self.workers:
             w.stop()
-        for w in pool:
+        for w in self.workers:
             w.proc.join(timeout=2)
             if w.proc.is_alive():
                 w.proc.kill()
                 w.proc.join(timeout=2)
+
+
+def run_pool(driver: Driver, pool: Pool) -> None:
+    """Keep the pool's worker processes evaluating the driver's proposals (the caller
+    closes the pool)."""
+    prunes = driver.proposer.prunes
+    workers = pool.workers
+    while True:
+        driver.poll()
+        for i, w in enumerate(workers):
+            if w.live is None and not w.proc.is_alive() and not driver.done:
+                workers[i] = w = pool.spawn()  # died while idle
+            if w.live is None and not driver.done:
+                live = driver.propose()
+                if live is not None:
+                    w.submit(live, prunes)
+        busy = [w for w in workers if w.live is not None]
+        if not busy:
+            if driver.done and not driver.waiting():
+                return
+            driver.poll(force=True)
+            time.sleep(0.5)
+            continue
+        wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=1.0)
+        for i, w in enumerate(workers):
+            if w.live is None:
+                continue
+            _drain(driver, w)
+            if w.live is not None and not w.proc.is_alive():
+                _drain(driver, w)
+            if w.live is not None and not w.proc.is_alive():
+                driver.finish(w.live, worker=w.name,
+                              error=f"worker process {w.proc.pid} died (exit code "
+                                    f"{w.proc.exitcode}) while evaluating the trial")
+                w.live = None
+                workers[i] = pool.spawn()
 
 
 def _drain(driver: Driver, w: _Worker) -> None:
@@ -133,7 +151,7 @@ def _drain(driver: Driver, w: _Worker) -> None:
             driver.finish(live, error=rest[0], worker=who)
 
 
-def _worker_main(conn, evaluator, threads: int, prunes: bool) -> None:
+def _worker_main(conn, evaluator, threads: int) -> None:
     """A worker process: evaluate each genotype it receives until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
     _die_with_parent()
@@ -146,16 +164,17 @@ def _worker_main(conn, evaluator, threads: int, prunes: bool) -> None:
         sys.modules["torch"].set_num_threads(threads)
     from nas.genotype import Genotype
 
+    prunes = False
+
     def on_epoch(epoch: int, accuracy: float) -> None:
         conn.send(("epoch", epoch, float(accuracy)))
         if prunes and conn.recv():
             raise TrialStopped(f"epoch {epoch} accuracy {accuracy:.4f} below the median")
     while True:
         try:
-            msg = conn.recv()
+            text, prunes = conn.recv()
         except (EOFError, OSError):
             return
-        _, text = msg
         try:
             result = evaluator(Genotype.from_json(text), on_epoch)
         except TrialStopped as e:
