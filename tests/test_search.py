@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import timezone
 from pathlib import Path
 
 import pytest
@@ -405,9 +406,16 @@ def test_optuna_sees_over_budget_points_as_pruned_with_the_constraint_and_names(
     study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 's.db'}")
     assert study.metric_names == ["accuracy", "macs"]
     trials = {t["number"]: t for t in TrialStore(tmp_path / "s.db").trials("t")}
-    for ft in study.get_trials(deepcopy=False):
+    exported = study.get_trials(deepcopy=False)
+    assert sorted(ft.number for ft in exported) == list(range(len(trials)))
+    assert sorted(ft.user_attrs["nas_number"] for ft in exported) == sorted(trials)
+
+    def utc(d):
+        return d.astimezone(timezone.utc).replace(tzinfo=None)
+    for ft in exported:
         t = trials[ft.user_attrs["nas_number"]]
         assert ft.params == t["params"]
+        assert (utc(ft.datetime_start), utc(ft.datetime_complete)) == (t["started_at"], t["finished_at"])
         if not t["feasible"]:
             assert ft.state.name == "PRUNED" and ft.values is None
             assert ft.user_attrs["outcome"] == "over budget" and ft.constraints["macs"] > 0
