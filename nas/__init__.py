@@ -5,7 +5,18 @@ The core API:
 
     from nas import Genotype, count, compile, parse_budget
 """
-from nas.cost import Cost, count, parse_budget
+import sys
+
+if sys.argv[:1] == ["-m"]:  # `python -m nas.<command>` is importing its package
+    def _interrupted(kind, value, tb, _default=sys.excepthook):
+        """Ctrl-C before the command's own handler is set (while it imports): one line."""
+        if issubclass(kind, KeyboardInterrupt):
+            print("interrupted", file=sys.stderr)
+        else:
+            _default(kind, value, tb)
+    sys.excepthook = _interrupted
+
+from nas.cost import Cost, count, parse_budget  # noqa: E402 - after the hook
 from nas.errors import BudgetError, GenotypeError, NasError
 from nas.genotype import Genotype
 

@@ -299,8 +299,7 @@ def run_search(c: SearchConfig, *, evaluator=None, space=None, out=print) -> dic
     """Run (or resume, or join) the search ``c`` in this process and its workers; returns a
     summary. ``evaluator`` and ``space`` replace the real ones (tests, benchmarks; with
     ``workers`` > 1 the evaluator must be picklable)."""
-    from nas.store import TrialStore, worker_id
-    from nas.strategies.driver import Driver
+    from nas.store import check_name
 
     check_config(c)
     device = None
@@ -311,6 +310,7 @@ def run_search(c: SearchConfig, *, evaluator=None, space=None, out=print) -> dic
 
         space = load_space(c.space)
     check_budget(space, c)
+    check_name(c.study_name(space.name))
     if c.backend == "ray":
         from nas.strategies.ray_backend import check_options
 
@@ -319,6 +319,24 @@ def run_search(c: SearchConfig, *, evaluator=None, space=None, out=print) -> dic
         _set_threads(c.threads)
         evaluator = TrainEvaluator(c, space.input_shape, device)
         evaluator.dataset  # noqa: B018 - a dataset that cannot load is an error before any write
+    joined = False
+    if c.backend == "ray" and c.ray_address:  # a cluster that cannot be joined: before any write
+        from nas.strategies.ray_backend import connect
+
+        joined = connect(c.ray_address)
+    try:
+        return _run(c, evaluator, space, out)
+    finally:
+        if joined:
+            import ray
+
+            ray.shutdown()
+
+
+def _run(c: SearchConfig, evaluator, space, out) -> dict:
+    from nas.store import TrialStore, worker_id
+    from nas.strategies.driver import Driver
+
     store = TrialStore(c.storage)
     try:
         printer = Progress(c.trials, out)

@@ -282,6 +282,38 @@ def test_bad_input_through_the_real_command(tmp_path):
     assert not db.exists()
 
 
+@pytest.mark.parametrize("args, says", [
+    (["--study", "s" * 256], "study name is 256 characters long"),
+    (["--backend", "ray", "--ray-address", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
+    (["--backend", "ray", "--ray-address", "head-node"], "expected auto or HEAD_IP:PORT"),
+])
+def test_refused_before_anything_is_created(tmp_path, capsys, args, says):
+    db = tmp_path / "new.db"
+    t0 = time.monotonic()
+    rc = main([*TINY_CLI, "--storage", str(db), "--trials", "1", *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert time.monotonic() - t0 < 30 and not db.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("marker", ["networkx", "nas.strategies", "nas.quality"])
+def test_ctrl_c_while_the_command_imports_prints_one_line(tmp_path, marker):
+    """SIGINT as soon as ``marker`` was imported (-X importtime says when): no traceback."""
+    p = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "nas.search", "--space",
+                          "resnet_like", "--storage", str(tmp_path / "s.db")], cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in p.stderr:
+        if line.rstrip().endswith(" " + marker):
+            p.send_signal(signal.SIGINT)
+            break
+    else:
+        pytest.fail(f"{marker} was never imported")
+    rest = [line for line in p.stderr.read().splitlines() if not line.startswith("import time:")]
+    p.wait(timeout=60)
+    assert rest == ["interrupted"] and p.returncode in (130, -signal.SIGINT), rest
+    assert not (tmp_path / "s.db").exists()
+
+
 def _wait_for_running(db, proc, timeout=120):
     """Wait until the search runs a trial after finishing at least one; its number."""
     t0 = time.monotonic()

@@ -50,6 +50,26 @@ def check_options(*, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
             "(or HEAD_IP:6379)")
     if max_concurrent is not None and max_concurrent < 1:
         raise RayBackendError(f"max_concurrent must be >= 1, got {max_concurrent}")
+    if ray_address and ray_address not in ("auto", "local"):
+        _probe(ray_address)
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Raise RayBackendError unless something listens at ``address`` (HOST:PORT): Ray's own
+    connection attempt retries for minutes against an address where nothing listens."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise RayBackendError(f"--ray-address {address!r}: expected auto or HEAD_IP:PORT "
+                              "(e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        reason = e.strerror or type(e).__name__ if not isinstance(e, socket.timeout) \
+            else f"no answer within {timeout:g} s"
+        raise RayBackendError(f"cannot reach the Ray cluster at {address}: {reason}; start it "
+                              "(ray start --head) or check --ray-address") from None
 
 
 # ------------------------------------------------------------------ worker side
@@ -90,7 +110,7 @@ def run_ray(driver, evaluator, *, cpus_per_trial: float = 1.0, gpus_per_trial: f
                   ray_address=ray_address, scheduler=scheduler, max_concurrent=max_concurrent)
     from ray import tune
 
-    started = _connect(ray_address)
+    started = connect(ray_address)
     root = ray_storage or _storage_root(driver.store.url)
     name = f"{_safe(driver.job.study)}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S-%f')}"
     try:
@@ -281,7 +301,7 @@ class _NoRestoreHint(logging.Filter):
         return "Tuner.restore" not in record.getMessage()
 
 
-def _connect(address: str | None) -> bool:
+def connect(address: str | None) -> bool:
     """Join the Ray cluster at ``address`` or start a local one; True when this call started it."""
     if address and "RAY_AUTH_MODE" not in os.environ and _auth_token_available():
         # Ray 2.59+ `ray start --head` turns token auth on when a token exists, but
