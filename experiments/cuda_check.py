@@ -3,6 +3,7 @@ its per-trial times, and the trainer's throughput on the GPU at the default prot
 
     python experiments/cuda_check.py search --trials 8 --budget 2GFLOPs
     python experiments/cuda_check.py throughput --nets resnet18 mobilenet_v2
+    python experiments/cuda_check.py layout --nets resnet18 mobilenet_v2
 
 ``search`` runs ``python -m nas.search --space resnet_like --device cuda`` (the default
 protocol, default workers) into a temporary store, then prints each trial's wall time
@@ -10,6 +11,9 @@ protocol, default workers) into a temporary store, then prints each trial's wall
 timing) and accuracy, and the medians. ``throughput`` trains each net for one epoch of the
 default protocol on cuda ``--repeats`` times (the first run also pays cuDNN's and the
 allocator's warm-up) and prints images/s and model GFLOP/s (images/s x proxy MACs x 6).
+``layout`` trains each net once to warm up, then with channels_last on, off, on, off (one
+epoch of the default protocol each), then twice under seed 3, and says whether the two
+seed-3 histories (train and validation loss) are identical.
 Both exit 3 with one line when CUDA is not available.
 """
 from __future__ import annotations
@@ -99,6 +103,30 @@ def throughput(args) -> int:
     return 0
 
 
+def layout(args) -> int:
+    from nas.evaluate.protocol import DEFAULT
+    from nas.evaluate.train import train
+    from nas.spaces import load_space
+
+    data = DEFAULT.load(seed=0)
+    kw = DEFAULT.train_kwargs()
+    for name in args.nets:
+        space_name, seed = NETS[name]
+        space = load_space(space_name)
+        g = space.build(next(s.params for s in space.seeds() if s.name == seed))
+        train(g, data, device="cuda", **kw)  # warm-up
+        for cl in (True, False, True, False):
+            r = train(g, data, device="cuda", channels_last=cl, **kw)
+            print(f"{name} channels_last={cl}: {r.images_per_second:.0f} train img/s, "
+                  f"{r.seconds:.2f} s, acc {r.accuracy:.4f}, val_loss {r.val_loss:.6f}", flush=True)
+        a, b = (train(g, data, device="cuda", seed=3, **kw) for _ in range(2))
+        losses = lambda r: [(h["train_loss"], h["val_loss"]) for h in r.history]  # noqa: E731
+        print(f"{name} seed 3 twice: identical history {losses(a) == losses(b)}: train loss "
+              f"{a.history[0]['train_loss']:.6f}/{b.history[0]['train_loss']:.6f}, val loss "
+              f"{a.val_loss:.6f}/{b.val_loss:.6f}", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -109,6 +137,8 @@ def main(argv=None) -> int:
     t = sub.add_parser("throughput", help="trainer images/s on cuda at the default protocol")
     t.add_argument("--nets", nargs="+", default=["resnet18", "mobilenet_v2"], choices=sorted(NETS))
     t.add_argument("--repeats", type=int, default=3)
+    lay = sub.add_parser("layout", help="channels_last on/off and seed determinism on cuda")
+    lay.add_argument("--nets", nargs="+", default=["resnet18", "mobilenet_v2"], choices=sorted(NETS))
     args = p.parse_args(argv)
     import torch
 
@@ -117,7 +147,7 @@ def main(argv=None) -> int:
         return 3
     print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN "
           f"{torch.backends.cudnn.version()}, {torch.cuda.get_device_name(0)}")
-    return search(args) if args.what == "search" else throughput(args)
+    return {"search": search, "throughput": throughput, "layout": layout}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,11 @@
 # 3. runs the cuda-marked tests (pytest -m cuda: tests/test_cuda.py);
 # 4. runs a short search on cuda (resnet_like, 2 GFLOPs, 8 trials, default protocol) and
 #    prints each trial's time;
-# 5. measures the trainer's throughput on cuda (resnet18, mobilenet_v2, default protocol).
+# 5. measures the trainer's throughput on cuda (resnet18, mobilenet_v2, default protocol);
+# 6. compares channels_last on/off on cuda and checks two runs under one seed for equality.
 #
 # Everything is printed and written to $OUT/log (plus $OUT/junit.xml). Each step has its own
-# time limit, so the whole script ends within about 7 minutes. Without CUDA, step 3 shows the
+# time limit, so the whole script ends within about 8 minutes. Without CUDA, step 3 shows the
 # tests skipped with their reason, steps 4-5 are not run, and the script exits 3.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
@@ -73,6 +74,10 @@ EOF
     step "trainer throughput on cuda (default protocol)"
     timeout -k 10 70 python3 experiments/cuda_check.py throughput --nets resnet18 mobilenet_v2
     echo "throughput step exit code $?"
+
+    step "channels_last on/off and seed determinism on cuda"
+    timeout -k 10 70 python3 experiments/cuda_check.py layout --nets resnet18 mobilenet_v2
+    echo "layout step exit code $?"
 
     step "done in $((SECONDS - t0)) s"
 }
