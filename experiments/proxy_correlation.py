@@ -10,6 +10,16 @@ screen only where it beats both trivial baselines (params, MACs) on that table.
     python experiments/proxy_correlation.py --n 4 --limit 120 --resolution 16 --out /tmp/x
 
 Rows are appended to ``<out>.jsonl`` as they finish; re-running the same command resumes.
+
+With ``--calibration DIR`` (a ``python -m nas.calibrate`` output folder: archs.json +
+trials.jsonl) nothing is trained: the proxies are computed on that folder's architectures, on
+the data of the search protocol (``nas.evaluate.protocol.DEFAULT``), and correlated with the
+scores the calibration already measured, under the default protocol (seed mean) and under its
+reference protocol:
+
+    python experiments/proxy_correlation.py \
+        --calibration experiments/results/calibration_resnet_like_2GFLOPs \
+        --out experiments/results/proxy_correlation_calibration
 """
 from __future__ import annotations
 
@@ -49,6 +59,9 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     p.add_argument("--workers", type=int, default=2, help="architectures evaluated in parallel")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output stem: writes .md, .json, .jsonl")
+    p.add_argument("--calibration", default=None,
+                   help="a nas.calibrate output folder: correlate with its measured scores "
+                        "instead of training (space, budget, data flags are then ignored)")
     return p.parse_args(argv)
 
 
@@ -56,7 +69,7 @@ def main(argv=None) -> int:
     """Run the experiment; exit code 2 on bad input."""
     args = parse_args(argv)
     try:
-        result = run(args)
+        result = run_calibration(args) if args.calibration else run(args)
     except NasError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -194,10 +207,11 @@ def spearman(x, y) -> float:
 
 
 def correlation_table(rows: list[dict], proxies: list[str], *, seed: int = 0,
-                      resamples: int = 1000) -> list[dict]:
-    """One row per proxy: Spearman rho vs accuracy, its 95% bootstrap interval, mean cost."""
-    ok = [r for r in rows if r["accuracy"] is not None]
-    acc = np.array([r["accuracy"] for r in ok])
+                      resamples: int = 1000, target: str = "accuracy") -> list[dict]:
+    """One row per proxy: Spearman rho vs ``rows[i][target]`` (higher = better; accuracy by
+    default), its 95% bootstrap interval, mean cost."""
+    ok = [r for r in rows if r.get(target) is not None]
+    acc = np.array([r[target] for r in ok])
     rng = np.random.default_rng(seed)
     boots = rng.integers(0, len(ok), size=(resamples, len(ok))) if ok else None
     table = []
@@ -255,6 +269,160 @@ def render(table, rows, config, dataset, screen) -> str:
                                            " - no proxy beat both baselines, so none is offered."),
               "", "Command: `python experiments/proxy_correlation.py "
               + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in config.items()) + "`", ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- calibration mode
+#: Targets of the calibration mode: name -> (protocol, signal). Higher is better for every
+#: target: val_loss targets are negated.
+CAL_TARGETS = {"default_accuracy": ("default", "accuracy"), "default_neg_val_loss": ("default", "val_loss"),
+               "reference_accuracy": ("reference", "accuracy"),
+               "reference_neg_val_loss": ("reference", "val_loss")}
+
+
+def calibration_targets(archs: list[dict], runs: list[dict], default: dict,
+                        reference: dict) -> list[dict]:
+    """Per architecture (by its index in ``archs``): the seed-mean score under the ``default``
+    protocol and under ``reference`` (protocol dicts as stored in trials.jsonl), val_loss
+    negated; None where a protocol has no finished run of that architecture."""
+    out = []
+    for i, a in enumerate(archs):
+        row = {"index": i, "name": a["name"], "params": a["params"], "target_macs": a["macs"]}
+        for key, (which, signal) in CAL_TARGETS.items():
+            proto = default if which == "default" else reference
+            vals = [r[signal] for r in runs if r["arch"] == i and r["protocol"] == proto
+                    and r.get(signal) is not None]
+            sign = -1.0 if signal == "val_loss" else 1.0
+            row[key] = sign * float(np.mean(vals)) if vals else None
+            row[key + "_runs"] = len(vals)
+        out.append(row)
+    return out
+
+
+def run_calibration(args) -> dict:
+    """Proxies on a calibration's architectures vs its measured scores; write the results."""
+    import torch
+
+    from nas.evaluate.protocol import DEFAULT
+    from nas.evaluate.proxies import PROXIES
+    from nas.genotype import Genotype
+
+    torch.set_num_threads(args.threads)
+    cal = Path(args.calibration)
+    try:
+        archs = json.loads((cal / "archs.json").read_text())
+        runs = [json.loads(line) for line in (cal / "trials.jsonl").read_text().splitlines()]
+        config_cal = json.loads((cal / "summary.json").read_text()).get("config", {})
+    except (OSError, ValueError) as e:
+        raise NasError(f"--calibration {cal}: not a nas.calibrate output folder ({e})") from None
+    refs = {json.dumps(r["protocol"], sort_keys=True): r["protocol"] for r in runs
+            if r.get("protocol_name") == "reference"}
+    if len(refs) != 1:
+        raise NasError(f"--calibration {cal}: expected one reference protocol, found {len(refs)}")
+    reference = next(iter(refs.values()))
+    default = DEFAULT.to_dict()
+    config = {"calibration": str(cal.resolve().relative_to(ROOT)) if cal.resolve().is_relative_to(ROOT)
+              else str(cal), "default_protocol": default, "reference_protocol": reference,
+              "proxy_batch": args.proxy_batch, "seed": args.seed}
+    data = DEFAULT.load(seed=0)   # the data subset the calibration's runs used
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = _resume(out.with_suffix(".jsonl"), config)
+    done = {r["index"] for r in rows}
+    for i, a in enumerate(archs):
+        if i in done:
+            continue
+        g = Genotype.from_json(a["genotype"])
+        row = {"index": i, "scores": {}, "proxy_seconds": {}}
+        for name in PROXIES.names():
+            t0 = time.perf_counter()
+            row["scores"][name] = score_one(name, g, data, args)
+            row["proxy_seconds"][name] = time.perf_counter() - t0
+        rows.append(row)
+        _append(out.with_suffix(".jsonl"), config, row)
+        print(f"[{len(rows)}/{len(archs)}] {a['name']} " + " ".join(
+            f"{k}={v:.3g}" for k, v in row["scores"].items()), flush=True)
+    targets = {t["index"]: t for t in calibration_targets(archs, runs, default, reference)}
+    rows = [{**targets[r["index"]], **r} for r in sorted(rows, key=lambda r: r["index"])]
+    tables = {t: correlation_table(rows, PROXIES.names(), seed=args.seed, target=t)
+              for t in CAL_TARGETS}
+    # the default protocol itself as a "proxy" of the reference: the yardstick
+    yard = {t: correlation_table([{**r, "scores": {"default_protocol": r[src]},
+                                   "proxy_seconds": {"default_protocol": 0.0}} for r in rows
+                                  if r[src] is not None], ["default_protocol"],
+                                 seed=args.seed, target=t)[0]
+            for t, src in (("reference_accuracy", "default_accuracy"),
+                           ("reference_neg_val_loss", "default_accuracy"))}
+    md = render_calibration(tables, yard, rows, config, data.summary(), config_cal, args)
+    result = {"config": config, "dataset": data.summary(), "tables": tables,
+              "default_protocol_vs_reference": yard, "rows": rows, "markdown": md}
+    out.with_suffix(".md").write_text(md)
+    out.with_suffix(".json").write_text(json.dumps({k: v for k, v in result.items()
+                                                    if k != "markdown"}, indent=1))
+    return result
+
+
+def score_one(name, g, data, args) -> float:
+    from nas.evaluate.proxies import score
+
+    return score(name, g, data, batch_size=args.proxy_batch, seed=args.seed)
+
+
+def _sign(x: float) -> str:
+    if not np.isfinite(x):
+        return "n/a"
+    return "positive" if x > 0 else "negative" if x < 0 else "zero"
+
+
+def render_calibration(tables, yard, rows, config, dataset, config_cal, args) -> str:
+    """The markdown report of the calibration mode."""
+    n = len(rows)
+    labels = {"default_accuracy": "default accuracy", "default_neg_val_loss": "default -val_loss",
+              "reference_accuracy": "reference accuracy", "reference_neg_val_loss": "reference -val_loss"}
+    lines = [
+        "# Zero-cost proxies vs the calibrated protocols (resnet_like, 2 GFLOPs)", "",
+        f"The {n} architectures of `{config['calibration']}` (sampled from the space under the "
+        f"budget, plus the seed nets within it), scored by every zero-cost proxy at "
+        f"initialisation (the op registry's init policy: He fan-out convs, zero-init last BN of "
+        f"each residual branch) on one batch of {config['proxy_batch']} images of the search "
+        f"protocol's data ({dataset['name']} at {dataset['input_shape']}, "
+        f"{dataset['train']} train / {dataset['val']} val images, data seed 0), proxy seed "
+        f"{config['seed']}. Nothing is trained here: the targets are the calibration's measured "
+        f"scores, ranked so that higher is better (val_loss negated):", "",
+        f"- default: the search protocol `{json.dumps(config['default_protocol'])}`, mean of "
+        f"the calibration's 2 training seeds;",
+        f"- reference: `{json.dumps(config['reference_protocol'])}` (10x the training image "
+        f"passes), 1 seed; the calibration ranks by its val_loss because its accuracy "
+        f"saturates.", "",
+        "Spearman rho (95% bootstrap interval over architectures, 1000 resamples). Sign: "
+        "positive = the proxy ranks like the training score. The params and MACs rows are the "
+        "trivial baselines.", "",
+        "| proxy | " + " | ".join(f"rho vs {labels[t]} [95% CI]" for t in tables)
+        + " | sign vs reference -val_loss | s / arch |",
+        "|---|" + "---|" * len(tables) + "---|---:|"]
+    names = [r["proxy"] for r in next(iter(tables.values()))]
+    for i, p in enumerate(names):
+        cells = []
+        for t in tables:
+            r = tables[t][i]
+            cells.append(f"{r['spearman']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]")
+        ref_rho = tables["reference_neg_val_loss"][i]["spearman"]
+        lines.append(f"| {p} | " + " | ".join(cells) + f" | {_sign(ref_rho)} | "
+                     f"{next(iter(tables.values()))[i]['seconds']:.2f} |")
+    lines += ["", "Yardstick, the default protocol's own seed-mean accuracy as a predictor of the "
+              "reference: " + "; ".join(
+                  f"rho vs {labels[t]} {r['spearman']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+                  for t, r in yard.items()) + ".", ""]
+    beats = {}
+    for t, tab in tables.items():
+        bar = max(_num(r["spearman"]) for r in tab if r["proxy"] in ("params", "macs"))
+        beats[t] = [r["proxy"] for r in tab if r["proxy"] not in ("params", "macs")
+                    and _num(r["spearman"]) > bar]
+    lines += ["Proxies whose rho beats both baselines' (point estimates): " + "; ".join(
+        f"vs {labels[t]}: {', '.join(b) or 'none'}" for t, b in beats.items()) + ".", "",
+        "Command: `python experiments/proxy_correlation.py --calibration "
+        f"{config['calibration']} --proxy-batch {config['proxy_batch']} --seed {config['seed']} "
+        f"--out {Path(args.out).resolve().relative_to(ROOT) if Path(args.out).resolve().is_relative_to(ROOT) else args.out}`", ""]
     return "\n".join(lines)
 
 
