@@ -47,3 +47,73 @@ def test_tiny_experiment_end_to_end(tmp_path, capsys):
 def test_bad_budget_exits_2(tmp_path, capsys):
     assert pc.main(["--budget", "lots", "--out", str(tmp_path / "x")]) == 2
     assert "budget" in capsys.readouterr().err
+
+
+TINY = """
+name: tiny
+target: {input_shape: [3, 32, 32], num_classes: 10}
+builder: resnet_like
+parameters:
+  block: {type: categorical, choices: [basic]}
+  depth1: {type: int, low: 1, high: 2}
+  depth2: {type: int, low: 1, high: 1}
+  depth3: {type: int, low: 1, high: 1}
+  depth4: {type: int, low: 1, high: 1}
+  width1: {type: int, low: 8, high: 16, step: 8}
+  width2: {type: int, low: 8, high: 16, step: 8}
+  width3: {type: int, low: 8, high: 16, step: 8}
+  width4: {type: int, low: 8, high: 16, step: 8}
+  se: {type: bool}
+"""
+
+
+def test_calibration_mode_correlates_with_the_measured_scores(tmp_path, capsys):
+    from nas.calibrate import sample_archs
+    from nas.evaluate.protocol import DEFAULT
+    from nas.spaces import load_space
+
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    archs = sample_archs(load_space(str(tmp_path / "tiny.yaml")), 5, None, include_seeds=False)
+    cal = tmp_path / "cal"
+    cal.mkdir()
+    (cal / "archs.json").write_text(json.dumps(archs))
+    (cal / "summary.json").write_text(json.dumps({"config": {}}))
+    reference = DEFAULT.with_(epochs=2).to_dict()
+    accs = [0.3, 0.9, 0.5, 0.7, 0.6]
+    runs = []
+    for i, a in enumerate(accs):
+        for seed, delta in ((0, 0.0), (1, 0.02)):   # two seeds: the target is their mean
+            runs.append({"arch": i, "protocol_name": "base", "protocol": DEFAULT.to_dict(),
+                         "seed": seed, "accuracy": a + delta, "val_loss": 1.0})
+        # reference val_loss = default accuracy: -val_loss ranks exactly opposite
+        runs.append({"arch": i, "protocol_name": "reference", "protocol": reference, "seed": 0,
+                     "accuracy": 0.9, "val_loss": a})
+    (cal / "trials.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    out = tmp_path / "pcc"
+    argv = ["--calibration", str(cal), "--proxy-batch", "8", "--threads", "1", "--out", str(out)]
+    assert pc.main(argv) == 0
+    result = json.loads(out.with_suffix(".json").read_text())
+    rows = result["rows"]
+    assert [r["default_accuracy"] for r in rows] == pytest.approx([a + 0.01 for a in accs])
+    assert [r["default_accuracy_runs"] for r in rows] == [2] * 5
+    t = result["tables"]
+    for i, name in enumerate(r["proxy"] for r in t["default_accuracy"]):
+        scores = [r["scores"][name] for r in rows]
+        rho = t["default_accuracy"][i]["spearman"]
+        if np.isnan(rho):
+            continue
+        assert rho == pytest.approx(pc.spearman(scores, accs))
+        assert t["reference_neg_val_loss"][i]["spearman"] == pytest.approx(-rho)
+    # constant reference accuracy: no correlation defined
+    assert all(np.isnan(r["spearman"]) for r in t["reference_accuracy"])
+    md = out.with_suffix(".md").read_text()
+    assert "| naswot |" in md and "Yardstick" in md and md in capsys.readouterr().out
+    # resumes: nothing is re-scored
+    lines = out.with_suffix(".jsonl").read_text().splitlines()
+    assert pc.main(argv) == 0
+    assert out.with_suffix(".jsonl").read_text().splitlines() == lines
+
+
+def test_calibration_mode_bad_folder_exits_2(tmp_path, capsys):
+    assert pc.main(["--calibration", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
+    assert "not a nas.calibrate output folder" in capsys.readouterr().err
