@@ -92,14 +92,99 @@ def run_name(sampler: str, seed: int) -> str:
     return f"{sampler}-s{seed}"
 
 
-def search_command(sampler: str, seed: int, trials: int, dbdir: Path) -> list[str]:
-    """The exact ``nas.search`` command of one run."""
+def search_args(sampler: str, seed: int, trials: int, dbdir: Path) -> list[str]:
+    """The ``nas.search`` flags of one run."""
     name = run_name(sampler, seed)
-    return [sys.executable, "-m", "nas.search", "--space", SPACE, "--budget", BUDGET,
-            "--sampler", sampler, "--seed", str(seed), "--trials", str(trials), "--no-seeds",
-            "--workers", "1", "--threads", "1",
-            "--storage", f"sqlite:///{dbdir / (name + '.db')}",
-            "--dashboard", str(dbdir / (name + ".html"))]
+    return ["--space", SPACE, "--budget", BUDGET, "--sampler", sampler, "--seed", str(seed),
+            "--trials", str(trials), "--no-seeds", "--workers", "1", "--threads", "1",
+            "--device", "cpu", "--storage", f"sqlite:///{dbdir / (name + '.db')}"]
+
+
+def search_command(sampler: str, seed: int, trials: int, dbdir: Path) -> list[str]:
+    """The command of one run: ``nas.search``'s own code (:func:`nas.search.run_search`) with
+    the trainer behind a cross-run cache (:class:`CachedEvaluator`)."""
+    return [sys.executable, str(Path(__file__).resolve()), "search-one", "--cache",
+            str(dbdir / "cache.sqlite"), "--", *search_args(sampler, seed, trials, dbdir)]
+
+
+class CachedEvaluator:
+    """``nas.search.TrainEvaluator`` behind a cache shared by all runs: one training per
+    (evaluation settings, search seed, architecture). Training on CPU is deterministic under
+    a seed (same data subset, same init, same batches), so a cached result is the result a
+    run would have computed itself; the three samplers of one seed propose many of the same
+    architectures (TPE and NSGA-II start from random proposals), and each is trained once.
+    A key being trained by another live process is waited for, not trained twice."""
+
+    def __init__(self, inner, cache: str | os.PathLike, key_prefix):
+        self.inner, self.cache, self.prefix = inner, str(cache), key_prefix
+        self.hits = self.misses = 0
+
+    def _conn(self):
+        import sqlite3
+
+        conn = sqlite3.connect(self.cache, timeout=60, isolation_level=None)
+        conn.execute("CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, state TEXT, "
+                     "pid INTEGER, result TEXT)")
+        return conn
+
+    def __call__(self, genotype, on_epoch):
+        key = json.dumps([self.prefix, genotype.canonical_hash()], sort_keys=True)
+        conn = self._conn()
+        try:
+            while True:
+                conn.execute("BEGIN IMMEDIATE")
+                row = conn.execute("SELECT state, pid, result FROM cache WHERE key = ?",
+                                   (key,)).fetchone()
+                if row and row[0] == "done":
+                    conn.execute("COMMIT")
+                    self.hits += 1
+                    result = json.loads(row[2])
+                    for h in result.get("epochs") or []:
+                        on_epoch(h["epoch"], h["val_accuracy"])
+                    return result
+                if row and row[1] != os.getpid() and _alive(row[1]):
+                    conn.execute("COMMIT")
+                    time.sleep(3)
+                    continue
+                conn.execute("INSERT OR REPLACE INTO cache VALUES (?, 'running', ?, NULL)",
+                             (key, os.getpid()))
+                conn.execute("COMMIT")
+                break
+            self.misses += 1
+            try:
+                result = self.inner(genotype, on_epoch)
+            except BaseException:
+                conn.execute("DELETE FROM cache WHERE key = ? AND pid = ?", (key, os.getpid()))
+                raise
+            conn.execute("UPDATE cache SET state = 'done', result = ? WHERE key = ?",
+                         (json.dumps(result), key))
+            return result
+        finally:
+            conn.close()
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
+def cmd_search_one(args) -> int:
+    """One search through nas.search's code, its trainer cached (see CachedEvaluator)."""
+    from nas import search as S
+    from nas.spaces import load_space
+
+    argv = args.search_args[1:] if args.search_args[:1] == ["--"] else args.search_args
+    c = S.config_from_args(argv)
+    space = load_space(c.space)
+    S._set_threads(c.threads)
+    inner = S.TrainEvaluator(c, space.input_shape, S.resolve_device(c.device))
+    ev = CachedEvaluator(inner, args.cache, [c.seed, c.evaluation()])
+    result = S.run_search(c, evaluator=ev, space=space)
+    print(f"cache: {ev.hits} hit(s), {ev.misses} training(s)", flush=True)
+    return 130 if result["summary"]["interrupted"] else 0
 
 
 def read_trials(db: Path) -> list[dict]:
@@ -139,7 +224,8 @@ def cmd_run(args) -> int:
     out = Path(args.out)
     dbdir = out / "db"
     dbdir.mkdir(parents=True, exist_ok=True)
-    todo = [(s, seed) for seed in args.seeds for s in args.samplers]
+    # seed-major, random first: TPE and NSGA-II then find random's first proposals cached
+    todo = [(s, seed) for seed in args.seeds for s in sorted(args.samplers, key=lambda s: s != "random")]
     todo = [(s, seed) for s, seed in todo
             if trained(dbdir / (run_name(s, seed) + ".db")) < args.trials]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -153,7 +239,7 @@ def cmd_run(args) -> int:
                   "commit": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"],
                                            capture_output=True, text=True).stdout.strip(),
                   "loadavg": os.getloadavg(),
-                  "runs": [" ".join(search_command(s, seed, args.trials, Path("db"))[1:])
+                  "runs": ["-m nas.search " + " ".join(search_args(s, seed, args.trials, Path("db")))
                            for s, seed in todo]}
         with open(out / "launches.jsonl", "a") as f:
             f.write(json.dumps(launch) + "\n")
@@ -188,7 +274,9 @@ def cmd_run(args) -> int:
             if done_pid == 0:
                 continue
             name, t0 = running.pop(pid)
-            rec = {"run": name, "exit": os.waitstatus_to_exitcode(status),
+            log = (dbdir / (name + ".log")).read_text().splitlines()
+            cache = next((ln for ln in reversed(log) if ln.startswith("cache: ")), None)
+            rec = {"run": name, "cache": cache, "exit": os.waitstatus_to_exitcode(status),
                    "wall_s": time.time() - t0, "cpu_s": usage.ru_utime + usage.ru_stime,
                    "finished_utc": time.strftime("%H:%M:%S", time.gmtime()),
                    "loadavg": os.getloadavg()}
@@ -523,6 +611,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     r.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
     r.add_argument("--parallel", type=int, default=3, help="searches at a time (1 worker each)")
+    o = sub.add_parser("search-one", help="one search (nas.search flags after --), trainer cached")
+    o.add_argument("--cache", required=True, help="the shared result cache (SQLite file)")
+    o.add_argument("search_args", nargs=argparse.REMAINDER)
     t = sub.add_parser("retrain", help="retrain resnet18 or the best find under the reference protocol")
     t.add_argument("--arch", choices=("resnet18", "best"), required=True)
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -533,7 +624,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "retrain": cmd_retrain, "report": cmd_report}[args.cmd](args)
+        return {"run": cmd_run, "retrain": cmd_retrain, "report": cmd_report, "search-one": cmd_search_one}[args.cmd](args)
     except NasError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -92,3 +92,39 @@ def test_best_found_respects_the_mac_cap():
 def test_report_without_databases_exits_2(tmp_path, capsys):
     assert se.main(["--out", str(tmp_path), "report"]) == 2
     assert "no search databases" in capsys.readouterr().err
+
+
+TINY = """
+name: tiny
+target: {input_shape: [3, 32, 32], num_classes: 10}
+builder: resnet_like
+parameters:
+  block: {type: categorical, choices: [basic]}
+  depth1: {type: int, low: 1, high: 2}
+  depth2: {type: int, low: 1, high: 1}
+  depth3: {type: int, low: 1, high: 1}
+  depth4: {type: int, low: 1, high: 1}
+  width1: {type: int, low: 8, high: 16, step: 8}
+  width2: {type: int, low: 8, high: 16, step: 8}
+  width3: {type: int, low: 8, high: 16, step: 8}
+  width4: {type: int, low: 8, high: 16, step: 8}
+  se: {type: bool}
+"""
+
+
+def test_search_one_caches_trainings_across_samplers(tmp_path, capsys, one_torch_thread):
+    """Random and TPE of one seed start with the same proposals: TPE's are cache hits, with
+    the very results random's run trained."""
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    cache = tmp_path / "cache.sqlite"
+    accs = {}
+    for sampler in ("random", "tpe"):
+        db = tmp_path / f"{sampler}.db"
+        argv = ["search-one", "--cache", str(cache), "--", "--space", str(tmp_path / "tiny.yaml"),
+                "--sampler", sampler, "--seed", "1", "--trials", "3", "--no-seeds",
+                "--workers", "1", "--limit", "60", "--resolution", "8", "--storage", str(db)]
+        assert se.main(argv) == 0
+        accs[sampler] = [(t["params"], t["accuracy"]) for t in se.read_trials(db)]
+    out = capsys.readouterr().out
+    assert "cache: 0 hit(s), 3 training(s)" in out and "cache: 3 hit(s), 0 training(s)" in out
+    assert accs["tpe"] == accs["random"]
