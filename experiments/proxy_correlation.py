@@ -420,6 +420,10 @@ def render_calibration(tables, yard, rows, config, dataset, config_cal, args) ->
                     and _num(r["spearman"]) > bar]
     lines += ["Proxies whose rho beats both baselines' (point estimates): " + "; ".join(
         f"vs {labels[t]}: {', '.join(b) or 'none'}" for t, b in beats.items()) + ".", "",
+        f"s / arch: wall-clock seconds of one proxy on one architecture, measured under "
+        f"`nice -n 19` on a shared 2-core machine (load average at report time "
+        f"{', '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}), so they show "
+        f"relative, not absolute, cost.", "",
         "Command: `python experiments/proxy_correlation.py --calibration "
         f"{config['calibration']} --proxy-batch {config['proxy_batch']} --seed {config['seed']} "
         f"--out {Path(args.out).resolve().relative_to(ROOT) if Path(args.out).resolve().is_relative_to(ROOT) else args.out}`", ""]
