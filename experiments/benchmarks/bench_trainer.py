@@ -9,7 +9,8 @@ times training steps of
 
   * ``new``: :func:`nas.evaluate.train.train` of this checkout;
   * ``old``: ``nas/evaluate/train.py`` as of ``--baseline`` (a git revision; by default the
-    trainer before the throughput work), loaded from git into a private module;
+    trainer before the second round of throughput work), loaded from git into a private
+    module (it runs with this checkout's compiler and op registry);
 
 in alternation (old/new, then new/old, ...), each pair between two measurements of the
 single-thread sgemm rate (1024^3 matmul). Model GFLOP/s = images/s x proxy MACs x 2 FLOPs x
@@ -35,8 +36,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-#: The trainer before the throughput work (NCHW activations on CPU, unfused SGD).
-BASELINE = "6fca3c2"
+#: The trainer before the second round of throughput work (channels_last, fused SGD and
+#: kernel cropping, but oneDNN for every conv). "6fca3c2" is the trainer before any of it
+#: (NCHW activations on CPU, unfused SGD).
+BASELINE = "d2a1ecd"
 
 #: name -> (space, seed name or sampled point "sample:SEED", resolution)
 NETS = {
@@ -44,12 +47,16 @@ NETS = {
     "resnet50": ("resnet_like", "resnet50", 28),
     "resnext50_32x4d": ("resnet_like", "resnext50_32x4d", 28),
     "resnet_like@2G#1": ("resnet_like", "sample:1", 28),
+    "resnet_like@2G#2": ("resnet_like", "sample:2", 28),
     "mobilenet_v2": ("mobilenet_like", "mobilenet_v2", 28),
     "mobilenet_like@2G#1": ("mobilenet_like", "sample:1", 28),
+    "mobilenet_like@2G#2": ("mobilenet_like", "sample:2", 28),
     "densenet121@32px": ("densenet_like", "densenet121", 32),
+    "densenet_like@2G#1@32px": ("densenet_like", "sample:1", 32),
 }
-DEFAULT_NETS = ["resnet18", "resnet50", "resnext50_32x4d", "mobilenet_v2", "mobilenet_like@2G#1",
-                "densenet121@32px"]
+DEFAULT_NETS = ["resnet18", "resnet_like@2G#1", "resnet_like@2G#2", "resnet50", "resnext50_32x4d",
+                "mobilenet_v2", "mobilenet_like@2G#1", "densenet121@32px",
+                "densenet_like@2G#1@32px"]
 
 
 def old_trainer(rev: str):
@@ -134,7 +141,7 @@ def main(argv=None) -> int:
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     old = old_trainer(args.baseline)
     load = os.getloadavg()
-    print(f"torch {torch.__version__}, 1 thread, CPU, embedded MNIST (2,000 images), batch 32, "
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch {torch.__version__}, 1 thread, CPU, embedded MNIST (2,000 images), batch 32, "
           f"{args.clock} clock, {args.steps} steps x {args.repeats} pairs; old = trainer at "
           f"{args.baseline}; load average at start {load[0]:.1f}\n")
     print("| net | px | proxy MMACs | old img/s | new img/s | new/old (median, min) "

@@ -60,14 +60,17 @@ def _cache_dir() -> Path:
 
 
 def _cpu_id() -> str:
+    """The CPU model and instruction-set flags (-march=native code is only valid there)."""
+    found = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith(("model name", "flags")):
-                    return line
+                key = line.partition(":")[0].strip()
+                if key in ("model name", "flags") and key not in found:
+                    found[key] = line
     except OSError:
         pass
-    return platform.processor()
+    return "".join(found.values()) or platform.processor()
 
 
 def _load():

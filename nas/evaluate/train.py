@@ -11,8 +11,12 @@ dense-block kernels are up to ~2x faster in it), while the weights of dense k x 
 in the default layout (their gradients come out of oneDNN in that layout; channels_last
 weights cost a copy per conv per step), SGD runs as one fused kernel, and convs skip the
 kernel taps that only ever meet zero padding on the small maps of a proxy (a 3x3 conv on a
-1x1 map runs as a 1x1 conv: same outputs and gradients, up to 9x less work). A NaN/inf loss or an out-of-memory error raises :class:`TrialFailure` with
-the reason; on CPU a run is deterministic under its seed.
+1x1 map runs as a 1x1 conv: same outputs and gradients, up to 9x less work). On the
+smallest maps convs run as matrix products (MKL's GEMM beats oneDNN's conv kernels there at
+a batch of 32), and depthwise convs take their weight gradient from a small compiled kernel
+where oneDNN has none of its fast ones (:mod:`nas.evaluate.dwconv`). A NaN/inf loss or an
+out-of-memory error raises :class:`TrialFailure` with the reason; on CPU a run is
+deterministic under its seed.
 """
 from __future__ import annotations
 
