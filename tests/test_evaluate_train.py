@@ -239,6 +239,32 @@ def test_depthwise_weight_gradient_kernel_equals_torch():
         torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
 
 
+def test_without_a_c_compiler_depthwise_convs_keep_torchs_path(monkeypatch, tmp_path):
+    """No working compiler: available() is False (no error) and depthwise convs plan no
+    kernel of ours, with the same outputs and gradients as nn.Conv2d."""
+    import torch
+
+    from nas.evaluate import dwconv
+    from nas.evaluate.train import _cropping_conv_class
+
+    monkeypatch.setattr(dwconv, "_LIB", False)
+    monkeypatch.setenv("NAS_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "false")   # a "compiler" that always fails
+    assert not dwconv.available()
+    assert not list(tmp_path.glob("*.so"))
+    full = torch.nn.Conv2d(8, 8, 5, 1, 2, groups=8, bias=False).double()
+    conv = torch.nn.Conv2d(8, 8, 5, 1, 2, groups=8, bias=False).double()
+    conv.load_state_dict(full.state_dict())
+    conv.__class__ = _cropping_conv_class()
+    x = torch.randn(2, 8, 7, 7, dtype=torch.double)
+    y, y2 = full(x), conv(x)
+    y.sum().backward()
+    y2.sum().backward()
+    assert conv._plans[(7, 7)] is None   # nothing to crop, no GEMM, no depthwise kernel
+    torch.testing.assert_close(y2, y, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(conv.weight.grad, full.weight.grad, rtol=1e-12, atol=1e-12)
+
+
 def test_cpu_layout_keeps_dense_kernels_nchw_and_marks_the_rest_channels_last(mnist, small):
     import torch
 
