@@ -139,23 +139,6 @@ def test_optuna_suggest_records_cost_and_constraint(resnet_like):
     assert [t.constraints["macs"] <= 0 for t in frozen] == seen
 
 
-def test_optuna_feasible_sampler_and_enqueued_seed(resnet_like):
-    import optuna
-
-    study = optuna.create_study(sampler=resnet_like.optuna_sampler(BUDGET, seed=0))
-    seed = next(s for s in resnet_like.seeds(BUDGET) if s.fits)
-    study.enqueue_trial(seed.params)
-    for i in range(6):
-        trial = study.ask()
-        params = resnet_like.suggest(trial, BUDGET)
-        assert resnet_like.check(params) == params
-        if i == 0:
-            assert params == seed.params
-        assert trial.constraints["macs"] <= 0
-        study.tell(trial, 0.0)
-    assert len({t.params["depth3"] for t in study.trials}) > 1
-
-
 # ---------------------------------------------------------------- bad files
 GOOD = """\
 name: tiny

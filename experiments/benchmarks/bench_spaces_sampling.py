@@ -8,7 +8,7 @@ For ``n`` configurations each it reports (MACs = multiply-accumulates, "FLOPs" i
   * rejection: the uniform draws that happen to fit (what pruning after the fact keeps);
   * budget-aware: ``SearchSpace.sample(rng, budget)`` (what random search hands to training);
   * Optuna: RandomSampler + ``suggest`` (proposals, infeasible ones are never trained),
-    ``space.optuna_sampler`` (feasible by construction), TPE reading ``set_constraint`` on a
+    an Optuna sampler drawing ``SearchSpace.sample`` (feasible by construction), TPE reading ``set_constraint`` on a
     toy objective that rewards MACs (so it must learn the budget), and TPE with 20
     budget-aware startup trials and a noise objective (it learns the constraint alone);
 with the feasible fraction, the distribution of total depth (blocks), MACs, and the time
@@ -67,6 +67,30 @@ def timed(fn, n: int, cpu: dict | None = None, key: str = "") -> tuple[list, flo
     return out, (time.perf_counter() - start) / n
 
 
+def feasible_sampler(space, budget: int, seed: int):
+    """An Optuna sampler whose every trial is a ``space.sample`` draw (feasible by
+    construction); enqueued points still take precedence."""
+    import optuna
+
+    class FeasibleRandomSampler(optuna.samplers.BaseSampler):
+        def __init__(self):
+            self.rng, self.draws = random.Random(seed), {}
+
+        def infer_relative_search_space(self, study, trial) -> dict:
+            return {}
+
+        def sample_relative(self, study, trial, search_space) -> dict:
+            return {}
+
+        def before_trial(self, study, trial) -> None:
+            self.draws[trial._trial_id] = space.sample(self.rng, budget)
+
+        def sample_independent(self, study, trial, name, distribution):
+            return self.draws[trial._trial_id][name]
+
+    return FeasibleRandomSampler()
+
+
 def optuna_runs(space, budget: int, n: int, tpe_trials: int, seed: int) -> dict:
     """Feasible fractions of configurations proposed through Optuna."""
     import optuna
@@ -74,7 +98,7 @@ def optuna_runs(space, budget: int, n: int, tpe_trials: int, seed: int) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = {}
     for label, sampler in (("optuna_random_suggest", optuna.samplers.RandomSampler(seed=seed)),
-                           ("optuna_feasible_sampler", space.optuna_sampler(budget, seed=seed))):
+                           ("optuna_feasible_sampler", feasible_sampler(space, budget, seed))):
         study = optuna.create_study(sampler=sampler)
         configs = []
         for _ in range(n):

@@ -174,17 +174,6 @@ class Param:
                                      step=1 if self.log else int(self.step), log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
 
-    def optuna_distribution(self):
-        """The matching ``optuna.distributions`` object (what :meth:`suggest` asks for)."""
-        from optuna import distributions as d
-
-        if self.kind in ("categorical", "bool"):
-            return d.CategoricalDistribution(list(self.choices))
-        if self.kind == "int":
-            return d.IntDistribution(int(self.low), int(self.high), log=self.log,
-                                     step=1 if self.log else int(self.step))
-        return d.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
-
     def to_dict(self) -> dict:
         """Plain data (as in the YAML file)."""
         out: dict = {"type": self.kind}

@@ -245,17 +245,6 @@ class SearchSpace:
             trial.set_constraint(key, value)
         return params
 
-    def optuna_distributions(self) -> dict:
-        """Every parameter's ``optuna.distributions`` object, by name."""
-        return {p.name: p.optuna_distribution() for p in self.params}
-
-    def optuna_sampler(self, budget_macs: int | None = None, params_budget: int | None = None,
-                       seed: int | None = None):
-        """An Optuna sampler drawing like :meth:`sample`: random search whose every trial fits."""
-        from nas.spaces.optuna_sampler import FeasibleRandomSampler
-
-        return FeasibleRandomSampler(self, budget_macs, params_budget, seed)
-
     # ------------------------------------------------------------ description
     def size(self) -> float:
         """The number of distinct points (conditional parameters counted only where active);
