@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text,
                         UniqueConstraint, create_engine, event, func, inspect, select, text, update)
@@ -590,9 +590,12 @@ class TrialStore:
         """The study row, locked for this write transaction (claims of a study serialise)."""
         row = s.scalar(select(StudyRow).where(StudyRow.name == name).with_for_update())
         if row is None:
-            raise StoreError(f"no study {name!r} in {self.display_url}; known: "
-                             f"{', '.join(st['name'] for st in self.studies()) or 'none'}")
+            self._no_study(name)
         return row
+
+    def _no_study(self, name: str) -> NoReturn:
+        raise StoreError(f"no study {name!r} in {self.display_url}; known: "
+                         f"{', '.join(st['name'] for st in self.studies()) or 'none'}")
 
     # -- studies ------------------------------------------------------------------------------
     def open_study(self, name: str, *, space: str, budget_macs: int | None,
@@ -649,8 +652,7 @@ class TrialStore:
     def _study_id(self, s: Session, name: str) -> int:
         sid = s.scalar(select(StudyRow.id).where(StudyRow.name == name))
         if sid is None:
-            raise StoreError(f"no study {name!r} in {self.display_url}; known: "
-                             f"{', '.join(st['name'] for st in self.studies()) or 'none'}")
+            self._no_study(name)
         return sid
 
     # -- runs: one per search process ----------------------------------------------------------
@@ -709,9 +711,7 @@ class TrialStore:
                 row.state, row.interrupted, row.finished_at = "FAIL", True, _now()
                 row.error = (f"interrupted: run {row.worker} stopped while the trial ran; "
                              f"{'retried' if row.duplicate_of is None else 'not retried (a repeat)'}")
-                if row.duplicate_of is None:
-                    s.add(QueueRow(study_id=st.id, params=dict(row.params or {}),
-                                   seed_name=row.seed_name, retry_of=row.number))
+                _requeue(s, row)
                 out.append(_trial_dict(row, []))
             s.execute(update(RunRow).where(RunRow.id.in_(stale), RunRow.finished_at.is_(None))
                       .values(finished_at=_now()))
@@ -750,11 +750,8 @@ class TrialStore:
         check_json(params, "params")
         with self._write() as s:
             st = self._locked_study(s, study)
-            if queue_id is not None:
-                q = s.get(QueueRow, queue_id)
-                if q is None:
-                    return Claim("taken")
-                s.delete(q)
+            if not _take(s, queue_id):
+                return Claim("taken")
             owner = s.scalars(select(TrialRow).where(
                 TrialRow.study_id == st.id, TrialRow.genotype_hash == genotype_hash,
                 TrialRow.duplicate_of.is_(None), TrialRow.interrupted.is_(False))
@@ -763,17 +760,13 @@ class TrialStore:
                 if queue_id is not None:
                     s.rollback()  # the point stays queued for a later run with a higher limit
                 return Claim("full")
-            now = _now()
-            row = TrialRow(study_id=st.id, run_id=run_id, number=self._next_number(s, st.id),
-                           state="RUNNING", params=dict(params), genotype=genotype,
-                           genotype_hash=genotype_hash, seed_name=seed_name, retry_of=retry_of,
-                           target_params=target_params, target_macs=target_macs,
-                           started_at=now, worker=worker or worker_id())
+            row = _new_trial(s, st.id, run_id, "RUNNING", params=params, genotype=genotype,
+                             genotype_hash=genotype_hash, seed_name=seed_name, retry_of=retry_of,
+                             target_params=target_params, target_macs=target_macs, worker=worker)
             if owner is not None:
                 row.duplicate_of = owner.number
                 if owner.state != "RUNNING":
-                    _copy_result(owner, row, now)
-            s.add(row)
+                    _copy_result(owner, row, row.started_at)
             s.flush()
             return Claim("repeat" if owner is not None else "new", row.id, row.number,
                          _trial_dict(owner, []) if owner is not None else None)
@@ -787,18 +780,13 @@ class TrialStore:
         check_json(params, "params")
         with self._write() as s:
             st = self._locked_study(s, study)
-            if queue_id is not None:
-                q = s.get(QueueRow, queue_id)
-                if q is None:
-                    return None
-                s.delete(q)
-            now = _now()
-            row = TrialRow(study_id=st.id, run_id=run_id, number=self._next_number(s, st.id),
-                           state="PRUNED", feasible=False, params=dict(params), error=error,
-                           seed_name=seed_name, retry_of=retry_of, target_params=target_params,
-                           target_macs=target_macs, started_at=now, finished_at=now,
-                           duration_s=0.0, worker=worker or worker_id())
-            s.add(row)
+            if not _take(s, queue_id):
+                return None
+            row = _new_trial(s, st.id, run_id, "PRUNED", feasible=False, params=params,
+                             error=error, seed_name=seed_name, retry_of=retry_of,
+                             target_params=target_params, target_macs=target_macs,
+                             worker=worker, duration_s=0.0)
+            row.finished_at = row.started_at
             s.flush()
             return row.number
 
@@ -829,9 +817,8 @@ class TrialStore:
                                train_loss=e.get("train_loss"), seconds=e.get("seconds")))
             row.finished_at = _now()
             row.duration_s = (row.finished_at - row.started_at).total_seconds()
-            if requeue and row.duplicate_of is None:
-                s.add(QueueRow(study_id=row.study_id, params=dict(row.params or {}),
-                               seed_name=row.seed_name, retry_of=row.number))
+            if requeue:
+                _requeue(s, row)
             return _trial_dict(row, [])
 
     def resolve_repeat(self, trial_id: int) -> dict | None:
@@ -847,11 +834,6 @@ class TrialStore:
                 return None
             _copy_result(owner, row, _now())
             return _trial_dict(row, [])
-
-    @staticmethod
-    def _next_number(s: Session, sid: int) -> int:
-        last = s.scalar(select(func.max(TrialRow.number)).where(TrialRow.study_id == sid))
-        return 0 if last is None else last + 1
 
     @staticmethod
     def _count(s: Session, sid: int, finished: bool = False) -> int:
@@ -910,6 +892,34 @@ def _lock_handle(path: Path):
     if key not in _LOCKS:
         _LOCKS[key] = (os.open(path, os.O_RDONLY | os.O_CREAT, 0o644), threading.Lock())
     return _LOCKS[key]
+
+
+def _take(s: Session, queue_id: int | None) -> bool:
+    """Take the queued point ``queue_id`` (if any); False when another process took it."""
+    if queue_id is None:
+        return True
+    q = s.get(QueueRow, queue_id)
+    if q is not None:
+        s.delete(q)
+    return q is not None
+
+
+def _new_trial(s: Session, sid: int, run_id: int, state: str, *, params: dict,
+               worker: str | None, **fields: Any) -> TrialRow:
+    """A new trial of study ``sid`` with the next number, started now."""
+    last = s.scalar(select(func.max(TrialRow.number)).where(TrialRow.study_id == sid))
+    row = TrialRow(study_id=sid, run_id=run_id, number=0 if last is None else last + 1,
+                   state=state, params=dict(params), started_at=_now(),
+                   worker=worker or worker_id(), **fields)
+    s.add(row)
+    return row
+
+
+def _requeue(s: Session, row: TrialRow) -> None:
+    """Queue the interrupted trial ``row`` again (not a repeat: its original is retried)."""
+    if row.duplicate_of is None:
+        s.add(QueueRow(study_id=row.study_id, params=dict(row.params or {}),
+                       seed_name=row.seed_name, retry_of=row.number))
 
 
 def _alive(run: RunRow, now: datetime) -> bool:
