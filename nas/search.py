@@ -440,7 +440,7 @@ class Progress:
     def start(self, job: SearchJob, existed: bool, driver, c: SearchConfig) -> None:
         """Say what is being searched, where results go, and who else works on it."""
         self.metric, self.store, self.study = job.metric, job.store, job.study
-        done = job.store.count(job.study)
+        done = job.store.count(job.study, finished=True)  # not the ones other runs train now
         for t in job.store.trials(job.study):
             self._best(t)
         budget = f"budget {c.budget} ({_short(job.budget_macs)} MACs)" if job.budget_macs else "no budget"
