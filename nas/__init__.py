@@ -9,11 +9,18 @@ import sys
 
 if sys.argv[:1] == ["-m"]:  # `python -m nas.<command>` is importing its package
     def _interrupted(kind, value, tb, _default=sys.excepthook):
-        """Ctrl-C before the command's own handler is set (while it imports): one line."""
-        if issubclass(kind, KeyboardInterrupt):
-            print("interrupted", file=sys.stderr)
-        else:
-            _default(kind, value, tb)
+        """Ctrl-C before the command's own handler is set (while it imports): one line. (It
+        may arrive wrapped, e.g. in the RuntimeError of a class's ``__set_name__``.)"""
+        e, seen = value, set()
+        while e is not None and id(e) not in seen:
+            if isinstance(e, KeyboardInterrupt):
+                print("interrupted", file=sys.stderr, flush=True)
+                import os
+
+                os._exit(130)  # as the commands exit when interrupted later
+            seen.add(id(e))
+            e = e.__cause__ or e.__context__
+        _default(kind, value, tb)
     sys.excepthook = _interrupted
 
 from nas.cost import Cost, count, parse_budget  # noqa: E402 - after the hook

@@ -81,3 +81,15 @@ class RunSummary:
     repeats: int = 0
     interrupted: bool = False
     stop_reason: str = ""
+
+
+class TrialStopped(Exception):
+    """Raised from an ``on_epoch`` hook to stop a trial early (pruning)."""
+
+
+def error_text(e: BaseException) -> str:
+    """``Type: message`` and the last frames of ``e``'s traceback, for the stored error."""
+    import traceback
+
+    where = "".join(traceback.format_exception(type(e), e, e.__traceback__, limit=-3)).strip()
+    return f"{type(e).__name__}: {e}\n{where}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 
 from nas.cost import count
@@ -25,10 +24,6 @@ MAX_IDLE_STREAK = 500
 #: repeats, dead runs) and between exports to Optuna's tables.
 SYNC_S = 2.0
 EXPORT_S = 60.0
-
-
-class TrialStopped(Exception):
-    """Raised from an ``on_epoch`` hook to stop a trial early (pruning)."""
 
 
 @dataclass
@@ -317,12 +312,6 @@ class _FailedBuild:
 
     def canonical_hash(self) -> None:
         return None
-
-
-def error_text(e: BaseException) -> str:
-    """``Type: message`` and the last frames of ``e``'s traceback, for the stored error."""
-    where = "".join(traceback.format_exception(type(e), e, e.__traceback__, limit=-3)).strip()
-    return f"{type(e).__name__}: {e}\n{where}"
 
 
 def _ignore_signals():

@@ -11,8 +11,12 @@ import multiprocessing as mp
 import signal
 import time
 from multiprocessing.connection import wait
+from typing import TYPE_CHECKING
 
-from nas.strategies.driver import Driver, TrialStopped, error_text
+from nas.strategies import TrialStopped, error_text
+
+if TYPE_CHECKING:  # pragma: no cover - the workers never import the driver (nor the store)
+    from nas.strategies.driver import Driver
 
 
 def run_inline(driver: Driver, evaluator) -> None:

@@ -79,7 +79,7 @@ def trainable(config: dict, *, evaluator, max_epochs: int | None) -> None:
     from ray import tune
 
     from nas.genotype import Genotype
-    from nas.strategies.driver import error_text
+    from nas.strategies import error_text
 
     last = [time.perf_counter()]
 
