@@ -500,7 +500,9 @@ class Progress:
                  f"in {_clock(seconds)} ({summary.complete} complete, {summary.failed} failed, "
                  f"{summary.pruned} pruned){'; not trained: ' + extra if extra else ''}"
                  f"{'; ' + summary.stop_reason if summary.stop_reason else ''}")
-        self.out(f"study {job.study!r}: {job.store.count(job.study)} trained trials in total")
+        done, counted = job.store.count(job.study, finished=True), job.store.count(job.study)
+        running = f", {counted - done} training in other runs" if counted > done else ""
+        self.out(f"study {job.study!r}: {done} trained trials in total{running}")
         self.out(pareto_table(front, self.metric))
         from nas.store import sqlite_path
 
