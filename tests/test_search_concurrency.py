@@ -173,3 +173,62 @@ def test_kill_9_at_random_moments_then_resume_loses_and_repeats_nothing(tmp_path
     for t in rows:                          # each interrupted trial is retried at most once
         if t["interrupted"] and t["duplicate_of"] is None:
             assert len([r for r in rows if r["retry_of"] == t["number"]]) <= 1
+
+
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """A local Ray cluster of 2 CPUs started with ``ray start --head --block`` in its own
+    process group (stopped by killing that group: never ``ray stop``, which stops every
+    cluster of the machine); yields its address."""
+    pytest.importorskip("ray")
+    import shutil
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    head = subprocess.Popen([ray_bin, "start", "--head", "--block", "--num-cpus", "2",
+                             "--port", str(port), "--node-ip-address", "127.0.0.1",
+                             "--include-dashboard", "false", "--disable-usage-stats",
+                             "--temp-dir", str(tmp_path / "ray")],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert head.poll() is None, "ray start --head failed"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the Ray head did not listen within 120 s"
+                time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)   # `ray start --block` stops what it started
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(head.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        head.wait()
+
+
+@pytest.mark.slow
+def test_three_ray_commands_on_one_study(storage_url, ray_cluster):
+    """`--backend ray` commands joining one cluster and one study share the work like local
+    ones: each exits 0, the trial total is respected, no architecture is trained twice
+    (repeats reuse the result), nothing is left RUNNING."""
+    cmd = _cmd(storage_url, "ray3", 6, 1, "--backend", "ray", "--ray-address", ray_cluster,
+               "--epochs", "1")
+    procs = [_start(cmd) for _ in range(3)]
+    outs = [p.communicate(timeout=1200) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0 and "Traceback" not in err, err[-3000:]
+    assert sum("joining a running study" in out for out, _ in outs) >= 1
+    rows = check_study(storage_url, "ray3", 6)
+    assert len({t["worker"] for t in rows}) >= 2            # more than one driver recorded trials

@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -65,15 +66,32 @@ class BusyEvaluator:
         return noop_evaluator(genotype, on_epoch)
 
 
-def throughput(trials: int, seconds: float, workers: int, db: Path, seed: int) -> float:
-    """Trials per second of a whole nas.search run with ``workers`` local workers."""
+def throughput(trials: int, seconds: float, workers: int, db: Path, seed: int) -> tuple:
+    """Trials per second of a whole nas.search run with ``workers`` local workers, and where
+    its wall time went: start-up before the first trial, the end after the last one, the
+    share of the run the workers held a trial, and the CPU seconds of this (the driver's)
+    process and of the workers."""
+    import resource
+
     from nas.search import SearchConfig, run_search
+    from nas.store import TrialStore
 
     c = SearchConfig(space="resnet_like", budget="2GFLOPs", trials=trials, objectives=["accuracy"],
                      storage=str(db), study=f"w{workers}", seed=seed, workers=workers, seeds=False)
-    t0 = time.perf_counter()
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0, start = time.perf_counter(), datetime.now(timezone.utc).replace(tzinfo=None)
     run_search(c, evaluator=BusyEvaluator(seconds), out=lambda s: None)
-    return trials / (time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    me2, kids2 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    trained = [t for t in TrialStore(db).trials(c.study) if t["feasible"] and t["duplicate_of"] is None]
+    first = min(t["started_at"] for t in trained)
+    last = max(t["finished_at"] for t in trained)
+    return trials / wall, {
+        "wall_s": wall, "startup_s": (first - start).total_seconds(),
+        "tail_s": wall - (last - start).total_seconds(),
+        "busy": sum(t["duration_s"] for t in trained) / (workers * wall),
+        "driver_cpu_s": me2.ru_utime + me2.ru_stime - me.ru_utime - me.ru_stime,
+        "workers_cpu_s": kids2.ru_utime + kids2.ru_stime - kids.ru_utime - kids.ru_stime}
 
 
 def bare_throughput(trials: int, seconds: float, workers: int) -> float:
@@ -93,13 +111,15 @@ def bare_throughput(trials: int, seconds: float, workers: int) -> float:
 
 def throughput_rounds(trials: int, seconds: float, rounds: int, seed: int) -> dict:
     """``rounds`` rounds of nas and bare, 1 and 2 workers each; the ratios of each round."""
-    out = {"nas": [], "bare": [], "load": [os.getloadavg()[0]]}
+    out = {"nas": [], "bare": [], "profile": [], "load": [os.getloadavg()[0]]}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             db = Path(tmp) / f"t{r}.db"
-            nas = (throughput(trials, seconds, 1, db, seed), throughput(trials, seconds, 2, db, seed))
+            (one, _), (two, profile) = (throughput(trials, seconds, 1, db, seed),
+                                        throughput(trials, seconds, 2, db, seed))
             bare = (bare_throughput(trials, seconds, 1), bare_throughput(trials, seconds, 2))
-            out["nas"].append(nas)
+            out["nas"].append((one, two))
+            out["profile"].append(profile)
             out["bare"].append(bare)
             out["load"].append(os.getloadavg()[0])
     return out
@@ -177,9 +197,13 @@ def main(argv=None) -> int:
               f"{' -> '.join(f'{x:.1f}' for x in r['load'])}")
         nas_ratios = [two / one for one, two in r["nas"]]
         bare_ratios = [two / one for one, two in r["bare"]]
-        for i, ((n1, n2), (b1, b2)) in enumerate(zip(r["nas"], r["bare"])):
+        for i, ((n1, n2), (b1, b2), f) in enumerate(zip(r["nas"], r["bare"], r["profile"])):
             print(f"  round {i + 1}: nas 1 worker {n1:.3f} trials/s, 2 workers {n2:.3f}: "
-                  f"{n2 / n1:.2f}x | bare 1 process {b1:.3f}, 2 processes {b2:.3f}: {b2 / b1:.2f}x")
+                  f"{n2 / n1:.2f}x | bare 1 process {b1:.3f}, 2 processes {b2:.3f}: {b2 / b1:.2f}x\n"
+                  f"    nas, 2 workers: {f['wall_s']:.1f} s wall, first trial after "
+                  f"{f['startup_s']:.2f} s, {f['tail_s']:.2f} s after the last; workers held a "
+                  f"trial {f['busy']:.1%} of the run; CPU s: driver {f['driver_cpu_s']:.2f}, "
+                  f"workers {f['workers_cpu_s']:.2f}")
         best = max(range(a.rounds), key=lambda i: bare_ratios[i])
         print(f"  2 workers / 1 worker: {' '.join(f'{x:.2f}x' for x in nas_ratios)} "
               f"(goal >= 1.8x); in the quietest round {nas_ratios[best]:.2f}x where bare processes "
