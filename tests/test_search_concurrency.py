@@ -187,17 +187,20 @@ def ray_cluster(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    import tempfile
+
     ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
+    log = open(tmp_path / "ray.log", "w")
     head = subprocess.Popen([ray_bin, "start", "--head", "--block", "--num-cpus", "2",
                              "--port", str(port), "--node-ip-address", "127.0.0.1",
                              "--include-dashboard", "false", "--disable-usage-stats",
-                             "--temp-dir", str(tmp_path / "ray")],
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                             "--temp-dir", temp],
+                            env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while True:
-            assert head.poll() is None, "ray start --head failed"
+            assert head.poll() is None, (tmp_path / "ray.log").read_text()[-3000:]
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
@@ -206,16 +209,18 @@ def ray_cluster(tmp_path):
                 time.sleep(0.5)
         yield f"127.0.0.1:{port}"
     finally:
-        os.killpg(head.pid, signal.SIGTERM)   # `ray start --block` stops what it started
         try:
+            os.killpg(head.pid, signal.SIGTERM)   # `ray start --block` stops what it started
             head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        except (ProcessLookupError, subprocess.TimeoutExpired):
             pass
         try:
             os.killpg(head.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         head.wait()
+        log.close()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.slow
