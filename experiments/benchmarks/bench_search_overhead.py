@@ -68,9 +68,9 @@ class BusyEvaluator:
 
 def throughput(trials: int, seconds: float, workers: int, db: Path, seed: int) -> tuple:
     """Trials per second of a whole nas.search run with ``workers`` local workers, and where
-    its wall time went: start-up before the first trial, the end after the last one, the
-    share of the run the workers held a trial, and the CPU seconds of this (the driver's)
-    process and of the workers."""
+    its wall time went: start-up before the first claim, the end after the last result, the
+    share of the workers' cores the trials' own CPU burn filled, and the CPU seconds of this
+    (the driver's) process and of the workers."""
     import resource
 
     from nas.search import SearchConfig, run_search
@@ -89,7 +89,7 @@ def throughput(trials: int, seconds: float, workers: int, db: Path, seed: int) -
     return trials / wall, {
         "wall_s": wall, "startup_s": (first - start).total_seconds(),
         "tail_s": wall - (last - start).total_seconds(),
-        "busy": sum(t["duration_s"] for t in trained) / (workers * wall),
+        "busy": len(trained) * seconds / (workers * wall),
         "driver_cpu_s": me2.ru_utime + me2.ru_stime - me.ru_utime - me.ru_stime,
         "workers_cpu_s": kids2.ru_utime + kids2.ru_stime - kids.ru_utime - kids.ru_stime}
 
@@ -201,8 +201,8 @@ def main(argv=None) -> int:
             print(f"  round {i + 1}: nas 1 worker {n1:.3f} trials/s, 2 workers {n2:.3f}: "
                   f"{n2 / n1:.2f}x | bare 1 process {b1:.3f}, 2 processes {b2:.3f}: {b2 / b1:.2f}x\n"
                   f"    nas, 2 workers: {f['wall_s']:.1f} s wall, first trial after "
-                  f"{f['startup_s']:.2f} s, {f['tail_s']:.2f} s after the last; workers held a "
-                  f"trial {f['busy']:.1%} of the run; CPU s: driver {f['driver_cpu_s']:.2f}, "
+                  f"{f['startup_s']:.2f} s, {f['tail_s']:.2f} s after the last; the trials' own CPU "
+                  f"filled {f['busy']:.1%} of 2 cores; CPU s: driver {f['driver_cpu_s']:.2f}, "
                   f"workers {f['workers_cpu_s']:.2f}")
         best = max(range(a.rounds), key=lambda i: bare_ratios[i])
         print(f"  2 workers / 1 worker: {' '.join(f'{x:.2f}x' for x in nas_ratios)} "

@@ -96,18 +96,24 @@ class Pool:
 
 def run_pool(driver: Driver, pool: Pool) -> None:
     """Keep the pool's worker processes evaluating the driver's proposals (the caller
-    closes the pool)."""
+    closes the pool). While every worker is busy the driver proposes one trial ahead (the
+    spare), handed to whichever worker frees first: a worker waits for a pipe message, not
+    for the optimiser, the cost model and the store, and the last trials are never queued
+    behind a busy worker while another idles."""
     prunes = driver.proposer.prunes
     workers = pool.workers
+    spare = None
     while True:
         driver.poll()
         for i, w in enumerate(workers):
-            if w.live is None and not w.proc.is_alive() and not driver.done:
+            if w.live is None and not w.proc.is_alive() and (spare or not driver.done):
                 workers[i] = w = pool.spawn()  # died while idle
-            if w.live is None and not driver.done:
-                live = driver.propose()
+            if w.live is None:
+                live, spare = spare or (None if driver.done else driver.propose()), None
                 if live is not None:
                     w.submit(live, prunes)
+        if spare is None and not driver.done and all(w.live is not None for w in workers):
+            spare = driver.propose()  # claimed now: it counts toward --trials and the repeats
         busy = [w for w in workers if w.live is not None]
         if not busy:
             if driver.done and not driver.waiting():
