@@ -241,46 +241,69 @@ def _cpu(runs: list[dict]) -> float:
 def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Protocol, *,
             seeds: int, reference_seeds: int, reference_signal: str, num_classes: int,
             tolerance: float = 0.05, max_chance: float = 0.05, reps: int = 1000) -> dict:
-    """The per-candidate, per-signal figures over the architectures with every run done."""
+    """The per-candidate, per-signal figures over the architectures with every run done.
+
+    A candidate with fewer architectures done than the best-covered one is *partial* (still
+    running, or cut short): it is left out of the main comparison (so it does not shrink
+    the others' sample) and reported in ``partial`` on its own architectures, next to the
+    full candidates on those same architectures; it is never recommended."""
     def runs_of(i, p, n):
         return [runs.get(_key(archs[i]["hash"], p, s)) for s in range(n)]
 
-    complete = [i for i in range(len(archs))
-                if all(runs_of(i, reference, reference_seeds))
-                and all(all(runs_of(i, p, seeds)) for p in candidates.values())]
-    ref_runs = {i: runs_of(i, reference, reference_seeds) for i in complete}
-    ref = {sig: np.array([np.mean([score(r, sig) for r in ref_runs[i]]) for i in complete])
-           for sig in SIGNALS}
+    ref_done = [i for i in range(len(archs)) if all(runs_of(i, reference, reference_seeds))]
+    done = {name: [i for i in ref_done if all(runs_of(i, p, seeds))]
+            for name, p in candidates.items()}
+    most = max((len(d) for d in done.values()), default=0)
+    full = {n: p for n, p in candidates.items() if len(done[n]) == most}
+    complete = [i for i in ref_done if all(i in done[n] for n in full)]
     chance = 2.0 / num_classes
-    rows = []
-    ref_time = float(np.mean([r["seconds"] for i in complete for r in ref_runs[i]])) if complete else float("nan")
-    for name, p in candidates.items():
-        per = {i: runs_of(i, p, seeds) for i in complete}
-        flat = [r for i in complete for r in per[i]]
+    other = [s for s in SIGNALS if s != reference_signal][0]
+
+    def rows_for(name, p, subset):
+        ref_runs = {i: runs_of(i, reference, reference_seeds) for i in subset}
+        ref = {sig: np.array([np.mean([score(r, sig) for r in ref_runs[i]]) for i in subset])
+               for sig in SIGNALS}
+        per = {i: runs_of(i, p, seeds) for i in subset}
+        flat = [r for i in subset for r in per[i]]
         at_chance = sum(1 for r in flat if r.get("error") or r["accuracy"] <= chance)
+        n, out = len(subset), []
         for sig in SIGNALS:
-            mean = np.array([np.mean([score(r, sig) for r in per[i]]) for i in complete])
-            row = {"candidate": name, "signal": sig, "protocol": p.to_dict(), "archs": len(complete),
+            mean = np.array([np.mean([score(r, sig) for r in per[i]]) for i in subset])
+            row = {"candidate": name, "signal": sig, "protocol": p.to_dict(), "archs": n,
                    "image_passes": p.train_image_passes(),
                    "seconds": float(np.mean([r["seconds"] for r in flat])) if flat else float("nan"),
                    "cpu_seconds": _cpu(flat),
                    "at_chance": at_chance / len(flat) if flat else float("nan"),
                    "failed": sum(1 for r in flat if r.get("error"))}
             target = ref[reference_signal]
-            row["kendall"] = kendall(mean, target) if len(complete) >= 3 else float("nan")
-            row["spearman"] = spearman(mean, target) if len(complete) >= 3 else float("nan")
-            row["kendall_ci"] = bootstrap(kendall, mean, target, reps=reps) if len(complete) >= 3 else (float("nan"),) * 2
-            row["spearman_ci"] = bootstrap(spearman, mean, target, reps=reps) if len(complete) >= 3 else (float("nan"),) * 2
-            other = [s for s in SIGNALS if s != reference_signal][0]
-            row[f"kendall_vs_ref_{other}"] = kendall(mean, ref[other]) if len(complete) >= 3 else float("nan")
-            if seeds >= 2 and len(complete) >= 3:
-                a = [score(per[i][0], sig) for i in complete]
-                b = [score(per[i][1], sig) for i in complete]
+            row["kendall"] = kendall(mean, target) if n >= 3 else float("nan")
+            row["spearman"] = spearman(mean, target) if n >= 3 else float("nan")
+            row["kendall_ci"] = bootstrap(kendall, mean, target, reps=reps) if n >= 3 else (float("nan"),) * 2
+            row["spearman_ci"] = bootstrap(spearman, mean, target, reps=reps) if n >= 3 else (float("nan"),) * 2
+            row[f"kendall_vs_ref_{other}"] = kendall(mean, ref[other]) if n >= 3 else float("nan")
+            if seeds >= 2 and n >= 3:
+                a = [score(per[i][0], sig) for i in subset]
+                b = [score(per[i][1], sig) for i in subset]
                 row["seed_kendall"] = kendall(a, b)
                 row["seed_spearman"] = spearman(a, b)
             else:
                 row["seed_kendall"] = row["seed_spearman"] = float("nan")
-            rows.append(row)
+            out.append(row)
+        return out
+
+    rows = [r for name, p in full.items() for r in rows_for(name, p, complete)]
+    partial = []
+    for name, p in candidates.items():
+        if name in full or len(done[name]) < 3:
+            continue
+        subset = [i for i in complete if i in done[name]]
+        partial.append({"candidate": name, "archs": subset,
+                        "rows": [r for n, q in [(name, p), *full.items()]
+                                 for r in rows_for(n, q, subset)]})
+    ref_runs = {i: runs_of(i, reference, reference_seeds) for i in complete}
+    ref = {sig: np.array([np.mean([score(r, sig) for r in ref_runs[i]]) for i in complete])
+           for sig in SIGNALS}
+    ref_time = float(np.mean([r["seconds"] for i in complete for r in ref_runs[i]])) if complete else float("nan")
     # eligible: a finite tau and at most max_chance of the runs at chance (a protocol that
     # leaves architectures untrained ranks trainability, whatever its tau on this sample)
     finite = [r for r in rows if math.isfinite(r["kendall"]) and r["at_chance"] <= max_chance]
@@ -303,7 +326,7 @@ def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Proto
                            "val_loss": [r["val_loss"] for r in ok]}
         per_arch.append(entry)
     return {"archs_total": len(archs), "archs_complete": len(complete), "rows": rows,
-            "per_arch": per_arch,
+            "partial": partial, "per_arch": per_arch,
             "best": best and {k: best[k] for k in ("candidate", "signal", "kendall")},
             "recommended": pick and {k: pick[k] for k in ("candidate", "signal", "kendall", "seconds")},
             "reference": {"protocol": reference.to_dict(), "signal": reference_signal,
@@ -354,18 +377,16 @@ def render(summary: dict, config: dict, archs: list[dict]) -> str:
              "s/run: wall seconds per run; CPU s: the worker's CPU seconds per run (the cost that "
              "does not grow with the machine's load; n/a for runs recorded before the field).",
              "",
-             "| candidate | signal | image passes | s/run | CPU s | tau [95% CI] | rho [95% CI] | "
-             "tau vs ref other signal | seed tau | at chance | protocol |",
-             "|---|---|---:|---:|---:|---|---|---:|---:|---:|---|"]
-    for r in summary["rows"]:
-        other = [k for k in r if k.startswith("kendall_vs_ref_")][0]
-        lines.append(
-            f"| {r['candidate']} | {r['signal']} | {r['image_passes']:,} | {_f(r['seconds'], '{:.1f}')} | "
-            f"{_f(r.get('cpu_seconds'), '{:.1f}')} | "
-            f"{_f(r['kendall'])} [{_f(r['kendall_ci'][0])}, {_f(r['kendall_ci'][1])}] | "
-            f"{_f(r['spearman'])} [{_f(r['spearman_ci'][0])}, {_f(r['spearman_ci'][1])}] | "
-            f"{_f(r[other])} | {_f(r['seed_kendall'])} | {_f(r['at_chance'], '{:.0%}')} | "
-            f"`{_protocol_text(r['protocol'])}` |")
+             *_TABLE_HEAD]
+    lines += [_table_row(r) for r in summary["rows"]]
+    for part in summary.get("partial", []):
+        lines += ["", f"### Partial: {part['candidate']} ({len(part['archs'])} of "
+                      f"{summary['archs_complete']} architectures done)", "",
+                  f"Not part of the comparison above (and never recommended): its runs cover "
+                  f"architectures {_spans(part['archs'])} only. Every candidate on those same "
+                  "architectures:", "",
+                  *_TABLE_HEAD]
+        lines += [_table_row(r) for r in part["rows"]]
     rec = summary["recommended"]
     lines += ["", "## Recommendation", ""]
     if rec:
@@ -394,6 +415,33 @@ def render(summary: dict, config: dict, archs: list[dict]) -> str:
         lines.append(f"| {i} | {a['name']}{mark} | {a['macs'] / 1e6:,.0f}M | " + " | ".join(cells)
                      + f" | `{json.dumps(a['params'], sort_keys=True)}` |")
     return "\n".join(lines) + "\n"
+
+
+_TABLE_HEAD = ("| candidate | signal | image passes | s/run | CPU s | tau [95% CI] | rho [95% CI] | "
+               "tau vs ref other signal | seed tau | at chance | protocol |",
+               "|---|---|---:|---:|---:|---|---|---:|---:|---:|---|")
+
+
+def _table_row(r: dict) -> str:
+    other = [k for k in r if k.startswith("kendall_vs_ref_")][0]
+    return (f"| {r['candidate']} | {r['signal']} | {r['image_passes']:,} | {_f(r['seconds'], '{:.1f}')} | "
+            f"{_f(r.get('cpu_seconds'), '{:.1f}')} | "
+            f"{_f(r['kendall'])} [{_f(r['kendall_ci'][0])}, {_f(r['kendall_ci'][1])}] | "
+            f"{_f(r['spearman'])} [{_f(r['spearman_ci'][0])}, {_f(r['spearman_ci'][1])}] | "
+            f"{_f(r[other])} | {_f(r['seed_kendall'])} | {_f(r['at_chance'], '{:.0%}')} | "
+            f"`{_protocol_text(r['protocol'])}` |")
+
+
+def _spans(idx: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5'."""
+    out, i = [], 0
+    while i < len(idx):
+        j = i
+        while j + 1 < len(idx) and idx[j + 1] == idx[j] + 1:
+            j += 1
+        out.append(f"{idx[i]}-{idx[j]}" if j > i else f"{idx[i]}")
+        i = j + 1
+    return ", ".join(out)
 
 
 def _protocol_text(p: dict) -> str:

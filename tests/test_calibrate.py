@@ -106,3 +106,36 @@ def test_cpu_seconds_average_only_the_runs_that_recorded_them():
     # trials.jsonl files written before runs recorded CPU seconds still report (n/a)
     assert math.isnan(calibrate._cpu([{"seconds": 3.0}]))
     assert calibrate._cpu([{"seconds": 3.0, "cpu_seconds": 2.0}, {"seconds": 5.0}]) == 2.0
+
+
+def test_a_candidate_cut_short_is_reported_apart_on_its_own_architectures(tmp_path, capsys):
+    """A candidate with fewer architectures done does not shrink the others' comparison: it
+    gets its own table, next to the full candidates on the same architectures."""
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY)
+    out = tmp_path / "out"
+    ref = "train_images=400,val_images=40,resolution=8,batch_size=20,epochs=1"
+    base = ["--space", str(space), "--archs", "5", "--no-seed-nets", "--reference", ref,
+            "--out", str(out), "--max-chance", "1", "--candidate", f"small:{SMALL}"]
+    assert calibrate.main(base) == 0
+    archs = json.loads((out / "archs.json").read_text())
+    # the second candidate trains on the first three architectures only (as if cut short)
+    runs = []
+    for i in range(3):
+        for seed in (0, 1):
+            p = calibrate.parse_protocol(f"{SMALL},lr=0.1")
+            row = calibrate.run_one(archs[i]["genotype"], p.to_dict(), seed)
+            runs.append({"key": "", "arch": i, "hash": archs[i]["hash"], "protocol_name": "hot",
+                         "protocol": p.to_dict(), "seed": seed, **row})
+    with (out / "trials.jsonl").open("a") as f:
+        f.writelines(json.dumps(r) + "\n" for r in runs)
+    assert calibrate.main([*base, "--candidate", f"hot:{SMALL},lr=0.1", "--report-only"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["archs_complete"] == 5
+    assert {r["candidate"] for r in summary["rows"]} == {"small"}
+    assert all(r["archs"] == 5 for r in summary["rows"])
+    [part] = summary["partial"]
+    assert part["candidate"] == "hot" and part["archs"] == [0, 1, 2]
+    assert {(r["candidate"], r["archs"]) for r in part["rows"]} == {("hot", 3), ("small", 3)}
+    assert summary["recommended"]["candidate"] == "small"
+    assert "### Partial: hot (3 of 5 architectures done)" in (out / "report.md").read_text()
