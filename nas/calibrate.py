@@ -285,9 +285,11 @@ def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Proto
                 a = [score(per[i][0], sig) for i in subset]
                 b = [score(per[i][1], sig) for i in subset]
                 row["seed_kendall"] = kendall(a, b)
+                row["seed_kendall_ci"] = bootstrap(kendall, a, b, reps=reps)
                 row["seed_spearman"] = spearman(a, b)
             else:
                 row["seed_kendall"] = row["seed_spearman"] = float("nan")
+                row["seed_kendall_ci"] = (float("nan"),) * 2
             out.append(row)
         return out
 
@@ -371,7 +373,7 @@ def render(summary: dict, config: dict, archs: list[dict]) -> str:
              "",
              "tau, rho: Kendall tau-b and Spearman rho of the seed-averaged candidate score against "
              "the reference (bootstrap 95% interval over architectures). seed tau: seed 0 vs seed 1 "
-             "of the same candidate (the noise floor). At chance: runs with accuracy <= "
+             "of the same candidate (the noise floor; its interval is a bootstrap over architectures too). At chance: runs with accuracy <= "
              f"{2 / config['num_classes']:.2f} (or failed).",
              "",
              "s/run: wall seconds per run; CPU s: the worker's CPU seconds per run (the cost that "
@@ -418,7 +420,7 @@ def render(summary: dict, config: dict, archs: list[dict]) -> str:
 
 
 _TABLE_HEAD = ("| candidate | signal | image passes | s/run | CPU s | tau [95% CI] | rho [95% CI] | "
-               "tau vs ref other signal | seed tau | at chance | protocol |",
+               "tau vs ref other signal | seed tau [95% CI] | at chance | protocol |",
                "|---|---|---:|---:|---:|---|---|---:|---:|---:|---|")
 
 
@@ -428,8 +430,13 @@ def _table_row(r: dict) -> str:
             f"{_f(r.get('cpu_seconds'), '{:.1f}')} | "
             f"{_f(r['kendall'])} [{_f(r['kendall_ci'][0])}, {_f(r['kendall_ci'][1])}] | "
             f"{_f(r['spearman'])} [{_f(r['spearman_ci'][0])}, {_f(r['spearman_ci'][1])}] | "
-            f"{_f(r[other])} | {_f(r['seed_kendall'])} | {_f(r['at_chance'], '{:.0%}')} | "
+            f"{_f(r[other])} | {_f(r['seed_kendall'])} {_ci(r.get('seed_kendall_ci'))} | "
+            f"{_f(r['at_chance'], '{:.0%}')} | "
             f"`{_protocol_text(r['protocol'])}` |")
+
+
+def _ci(ci) -> str:
+    return f"[{_f(ci[0])}, {_f(ci[1])}]" if ci else ""
 
 
 def _spans(idx: list[int]) -> str:
