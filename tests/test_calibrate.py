@@ -135,6 +135,7 @@ def test_a_candidate_cut_short_is_reported_apart_on_its_own_architectures(tmp_pa
     assert {r["candidate"] for r in summary["rows"]} == {"small"}
     assert all(r["archs"] == 5 for r in summary["rows"])
     assert all(r["seed_kendall_ci"][0] <= r["seed_kendall_ci"][1] for r in summary["rows"])
+    assert all(-1 <= r["kendall_one_seed"] <= 1 for r in summary["rows"])
     [part] = summary["partial"]
     assert part["candidate"] == "hot" and part["archs"] == [0, 1, 2]
     assert {(r["candidate"], r["archs"]) for r in part["rows"]} == {("hot", 3), ("small", 3)}
