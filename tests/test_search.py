@@ -17,6 +17,7 @@ from nas.blocks import classifier, conv_bn_act
 from nas.builder import GraphBuilder
 from nas.cost import Cost, count
 from nas.genotype import Genotype
+from nas.evaluate.protocol import DEFAULT as PROTOCOL
 from nas.search import SearchConfig, main, pareto, run_search
 from nas.store import StoreError, TrialStore
 
@@ -416,8 +417,8 @@ def test_train_evaluator_reports_val_loss_per_trial_and_per_epoch():
 
 def test_study_name_echoes_the_budget_as_typed():
     c = SearchConfig(space="x", budget="2 GFLOPs")
-    assert c.study_name("resnet_like") == "resnet_like-2GFLOPs-accuracy+macs"
-    assert SearchConfig(space="x", budget="600M").study_name("s") == "s-600M-accuracy+macs"
+    assert c.study_name("resnet_like") == f"resnet_like-2GFLOPs-{PROTOCOL.signal}+macs"
+    assert SearchConfig(space="x", budget="600M", signal="accuracy").study_name("s") == "s-600M-accuracy+macs"
 
 
 def test_a_run_with_nothing_to_do_says_why_in_one_line(tmp_path):
