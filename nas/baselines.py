@@ -1,6 +1,6 @@
 """``python -m nas.baselines``: classic nets trained under a study's own protocol.
 
-    python -m nas.baselines --storage nas.db --study resnet_like-600MFLOPs-accuracy+macs
+    python -m nas.baselines --storage nas.db --study resnet_like-600MFLOPs-val_loss+macs
 
 A search's accuracies are proxy-training accuracies (a few epochs on small images), not
 ImageNet top-1: the only fair comparison for a found architecture is a classic net trained

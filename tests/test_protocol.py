@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 
 from nas.errors import NasError
-from nas.evaluate.protocol import DEFAULT, Protocol
+from nas.evaluate.protocol import DEFAULT, SIGNALS, Protocol
 
 
 def test_default_is_frozen_plain_data():
@@ -117,9 +117,9 @@ def test_protocol_settings_are_stored_and_resuming_with_others_is_refused(tmp_pa
                evaluator=FakeEvaluator(), space=TinySpace(), out=lambda s: None)
     stored = TrialStore(tmp_path / "s.db").study("t")["config"]
     assert (stored["warmup"], stored["label_smoothing"], stored["transform"], stored["val_images"],
-            stored["signal"]) == (0.1, 0.05, "stem:1", 300, "accuracy")
+            stored["signal"]) == (0.1, 0.05, "stem:1", 300, DEFAULT.signal)
     for change in ({"warmup": 0.0}, {"label_smoothing": 0.0}, {"transform": "none"},
-                   {"val_images": 200}, {"signal": "val_loss"}):
+                   {"val_images": 200}, {"signal": next(s for s in SIGNALS if s != DEFAULT.signal)}):
         base = dict(warmup=0.1, label_smoothing=0.05, transform="stem:1", val_images=300)
         with pytest.raises(StoreError, match="different settings"):
             run_search(config(**{**base, **change}, trials=2), evaluator=FakeEvaluator(),
@@ -148,7 +148,7 @@ def test_a_study_stored_before_the_protocol_settings_resumes_with_the_old_split(
     con.close()
     _, then = study_config(TrialStore(tmp_path / "s.db"), "t")
     assert (then.val_images, then.warmup, then.transform, then.signal) == (400, 0.0, "none", "accuracy")
-    run_search(SearchConfig(**{**c.__dict__, "trials": 2, "val_images": 400}),
+    run_search(SearchConfig(**{**c.__dict__, "trials": 2, "val_images": 400, "signal": "accuracy"}),
                evaluator=FakeEvaluator(), space=TinySpace(), out=lambda s: None)
 
 
