@@ -80,8 +80,9 @@ class FakeEvaluator:
 
 
 def _config(tmp_path, **kw):
+    # the fake evaluators score accuracy, so these studies rank by it (whatever DEFAULT's signal)
     args = dict(space="tiny", budget="300K", trials=6, storage=str(tmp_path / "s.db"), study="t",
-                workers=1)
+                workers=1, signal="accuracy")
     args.update(kw)
     return SearchConfig(**args)
 
