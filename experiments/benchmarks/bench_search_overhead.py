@@ -204,11 +204,12 @@ def main(argv=None) -> int:
                   f"{f['startup_s']:.2f} s, {f['tail_s']:.2f} s after the last; the trials' own CPU "
                   f"filled {f['busy']:.1%} of 2 cores; CPU s: driver {f['driver_cpu_s']:.2f}, "
                   f"workers {f['workers_cpu_s']:.2f}")
-        best = max(range(a.rounds), key=lambda i: bare_ratios[i])
-        print(f"  2 workers / 1 worker: {' '.join(f'{x:.2f}x' for x in nas_ratios)} "
-              f"(goal >= 1.8x); in the quietest round {nas_ratios[best]:.2f}x where bare processes "
-              f"got {bare_ratios[best]:.2f}x: nas keeps {nas_ratios[best] / bare_ratios[best]:.0%} "
-              "of the machine's parallel speed-up")
+        import statistics
+
+        med, bare_med = statistics.median(nas_ratios), statistics.median(bare_ratios)
+        print(f"  2 workers / 1 worker: {' '.join(f'{x:.2f}x' for x in nas_ratios)}, median "
+              f"{med:.2f}x (goal >= 1.8x); bare processes: median {bare_med:.2f}x; nas / bare "
+              f"per round: {' '.join(f'{n / b:.0%}' for n, b in zip(nas_ratios, bare_ratios))}")
         if a.out:
             with open(a.out, "a") as f:
                 f.write(json.dumps({"throughput_trials": a.throughput, "trial_seconds": a.trial_seconds,
