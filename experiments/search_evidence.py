@@ -408,6 +408,23 @@ def compare(summaries: dict[str, dict], k: int, samplers=SAMPLERS, baseline: str
     return rows
 
 
+def shared_prefix(a: list[dict], b: list[dict]) -> int:
+    """How many leading trained trials (by number) two runs have in common (same params)."""
+    pa = [t["params"] for t in sorted(a, key=lambda t: t["number"]) if t["state"] == "COMPLETE"]
+    pb = [t["params"] for t in sorted(b, key=lambda t: t["number"]) if t["state"] == "COMPLETE"]
+    n = 0
+    for x, y in zip(pa, pb):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _order(name: str):
+    sampler, seed = name.split("-s")
+    return (int(seed), SAMPLERS.index(sampler))
+
+
 def _m(x, fmt="{:.4f}"):
     return "-" if x is None else fmt.format(x)
 
@@ -426,7 +443,13 @@ def build_summary(runs: dict[str, list[dict]], *, launches=(), retrain=(), runs_
     ks = sorted({k for k in (4, 8, 12, 16, 20, 24) if k <= max(trained_counts)} | {k_all} - {0})
     summaries = {n: run_summary(ts, ks, ref) for n, ts in runs.items()}
     tables = {k: compare(summaries, k) for k in ks}
-    return {"reference_point": {"accuracy": REF_ACCURACY, "macs": budget}, "ks": ks,
+    shared = {}
+    for n, ts in runs.items():
+        sampler, seed = n.split("-s")
+        base = runs.get(f"{SAMPLERS[-1]}-s{seed}")
+        if sampler != SAMPLERS[-1] and base is not None:
+            shared[n] = shared_prefix(ts, base)
+    return {"shared_prefix": shared, "reference_point": {"accuracy": REF_ACCURACY, "macs": budget}, "ks": ks,
             "k_all": k_all, "runs": summaries, "compare": {str(k): v for k, v in tables.items()},
             "runs_meta": dict(runs_meta or {}), "launches": list(launches),
             "retrain": list(retrain), "report_loadavg": os.getloadavg()}
@@ -440,6 +463,8 @@ def cmd_report(args) -> int:
     summary = build_summary(runs, launches=_load_jsonl(out / "launches.jsonl"),
                             retrain=_load_jsonl(out / "retrain.jsonl"),
                             runs_meta={r["run"]: r for r in _load_jsonl(out / "runs.jsonl")})
+    if (out / "notes.md").exists():   # hand-written facts about how the runs went
+        summary["notes"] = (out / "notes.md").read_text()
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     with (out / "trials.jsonl").open("w") as f:
         for n, ts in runs.items():
@@ -470,11 +495,21 @@ def render(summary: dict, charted: bool) -> str:
         L += [f"Search protocol (`nas.evaluate.protocol.DEFAULT` at launch, signal "
               f"`{proto['signal']}`): `{json.dumps(proto)}`.", ""]
     for ln in launches:
-        L += [f"Launched {ln['time_utc']} UTC at commit `{ln['commit'][:10]}`, load average "
-              f"{', '.join(f'{x:.1f}' for x in ln['loadavg'])}; {ln['parallel']} searches at a "
-              f"time, `nice -n 19`, `OMP_NUM_THREADS=1`. Commands (from "
-              f"`experiments/results/search_evidence/`):", ""]
-        L += [f"    python {c}" for c in ln["runs"]] + [""]
+        L += [f"Launched {ln['time_utc']} UTC (commit `{ln['commit'][:10] or 'not recorded'}`), "
+              f"load average {', '.join(f'{x:.1f}' for x in ln['loadavg'])}; {ln['parallel']} "
+              f"searches at a time, `nice -n 19`, `OMP_NUM_THREADS=1`, "
+              f"`python experiments/search_evidence.py run --trials {ln['trials']} --seeds "
+              f"{' '.join(map(str, ln['seeds']))} --parallel {ln['parallel']}`.", ""]
+    if launches:
+        cmds = {c.split("--sampler ")[1].split()[0] + "-s" + c.split("--seed ")[1].split()[0]: c
+                for c in launches[0]["runs"]}
+        L += ["Each run is `nas.search`'s `run_search` with these flags (run from "
+              "`experiments/results/search_evidence/`), its trainer behind the cross-run cache of "
+              "`search-one` (one training per seed and architecture):", ""]
+        L += [f"    python {cmds[n]}" for n in sorted(runs, key=_order) if n in cmds] + [""]
+    notes = summary.get("notes")
+    if notes:
+        L += [notes.strip(), ""]
     ref = summary["reference_point"]
     L += ["## (a) Hypervolume at equal trained-trial counts", "",
           f"Hypervolume of each run's first K trained trials in the (validation accuracy, "
@@ -501,7 +536,7 @@ def render(summary: dict, charted: bool) -> str:
           "| over budget (not trained) | repeats | failed | mean s/trial | wall s | CPU s |",
           "|---|---:|" + "---:|" * len(ks) + "---:|---:|---:|---:|---:|---:|---:|---:|"]
     meta = summary["runs_meta"]
-    for n in sorted(runs, key=lambda n: (SAMPLERS.index(n.split("-s")[0]), int(n.split("-s")[1]))):
+    for n in sorted(runs, key=_order):
         v = runs[n]
         b = v["best"] or {}
         m = meta.get(n, {})
@@ -512,6 +547,13 @@ def render(summary: dict, charted: bool) -> str:
                  f"{v['over_budget']} | {v['repeats']} | {v['failed']} | "
                  f"{_m(v['mean_trial_s'], '{:.1f}')} | {_m(m.get('wall_s'), '{:.0f}')} | "
                  f"{_m(m.get('cpu_s'), '{:.0f}')} |")
+    sp = summary.get("shared_prefix") or {}
+    if sp:
+        L += ["", "Shared start: leading trained trials identical to random's run of the same seed "
+              "(same architecture, hence the same cached result): " + ", ".join(
+                  f"{n} {v}" for n, v in sorted(sp.items())) + ". A run equal to random's up to "
+              "its K can only tie at that K; TPE leaves its random start-up after 10 trials, "
+              "NSGA-II after its first generation of 16 (`nas/strategies/optuna_backend.py`)."]
     cpu = [m["cpu_s"] for m in meta.values()]
     if cpu:
         L += ["", f"CPU time of the {len(cpu)} finished search processes: {sum(cpu) / 60:.1f} "
