@@ -127,7 +127,9 @@ class CachedEvaluator:
                      "pid INTEGER, result TEXT)")
         return conn
 
-    def __call__(self, genotype, on_epoch):
+    def __call__(self, genotype, on_epoch, *, wait: bool = True):
+        """The evaluator's result (cached); ``wait=False``: None instead of waiting for a
+        key another live process is training."""
         key = json.dumps([self.prefix, genotype.canonical_hash()], sort_keys=True)
         conn = self._conn()
         try:
@@ -144,6 +146,8 @@ class CachedEvaluator:
                     return result
                 if row and row[1] != os.getpid() and _alive(row[1]):
                     conn.execute("COMMIT")
+                    if not wait:
+                        return None
                     time.sleep(3)
                     continue
                 conn.execute("INSERT OR REPLACE INTO cache VALUES (?, 'running', ?, NULL)",
@@ -284,6 +288,50 @@ def cmd_run(args) -> int:
                 f.write(json.dumps(rec) + "\n")
             print(f"{time.strftime('%H:%M:%S')} {name} exit {rec['exit']} after "
                   f"{rec['wall_s']:.0f} s ({rec['cpu_s']:.0f} CPU s)", flush=True)
+    return 0
+
+
+def random_proposals(seed: int, n: int, workdir: Path) -> list[str]:
+    """The genotypes (JSON) the random sampler of ``seed`` trains first, in order: its
+    proposals do not depend on the results, so a dry run (every trial scored 0.5, nothing
+    trained) lists them."""
+    from nas import search as S
+    from nas.spaces import load_space
+
+    class Dry:
+        def __call__(self, genotype, on_epoch):
+            return {"accuracy": 0.5, "val_loss": 1.0, "proxy_params": 0, "proxy_macs": 0,
+                    "epochs": []}
+
+    db = workdir / f"dry-random-s{seed}.db"
+    c = S.config_from_args(search_args("random", seed, n, workdir)[:-1] + [f"sqlite:///{db}"])
+    S.run_search(c, evaluator=Dry(), space=load_space(c.space), out=lambda *a, **k: None)
+    return [t["genotype"] for t in read_trials(db) if t["state"] == "COMPLETE"][:n]
+
+
+def cmd_warm(args) -> int:
+    """Train random's first proposals of a seed into the cache (part ``part`` of ``parts``),
+    so that the searches of that seed, which propose them in sequence, find them trained."""
+    import tempfile
+
+    from nas import search as S
+    from nas.genotype import Genotype
+    from nas.spaces import load_space
+
+    with tempfile.TemporaryDirectory() as tmp:
+        genotypes = random_proposals(args.seed, args.n, Path(tmp))
+    c = S.config_from_args(search_args("random", args.seed, args.n, Path(".")))
+    space = load_space(c.space)
+    S._set_threads(c.threads)
+    ev = CachedEvaluator(S.TrainEvaluator(c, space.input_shape, S.resolve_device(c.device)),
+                         args.cache, [c.seed, c.evaluation()])
+    for i, g in enumerate(genotypes):
+        if i % args.parts == args.part:
+            r = ev(Genotype.from_json(g), lambda e, a: None, wait=False)
+            print(f"{time.strftime('%H:%M:%S')} proposal {i}: "
+                  + (f"accuracy {r['accuracy']}" if r else "being trained by another process"),
+                  flush=True)
+    print(f"cache: {ev.hits} hit(s), {ev.misses} training(s)", flush=True)
     return 0
 
 
@@ -656,6 +704,12 @@ def parser() -> argparse.ArgumentParser:
     o = sub.add_parser("search-one", help="one search (nas.search flags after --), trainer cached")
     o.add_argument("--cache", required=True, help="the shared result cache (SQLite file)")
     o.add_argument("search_args", nargs=argparse.REMAINDER)
+    w = sub.add_parser("warm", help="train random's first proposals of a seed into the cache")
+    w.add_argument("--cache", required=True)
+    w.add_argument("--seed", type=int, required=True)
+    w.add_argument("--n", type=int, default=16, help="first proposals (trained trials)")
+    w.add_argument("--part", type=int, default=0)
+    w.add_argument("--parts", type=int, default=1)
     t = sub.add_parser("retrain", help="retrain resnet18 or the best find under the reference protocol")
     t.add_argument("--arch", choices=("resnet18", "best"), required=True)
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -666,7 +720,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "retrain": cmd_retrain, "report": cmd_report, "search-one": cmd_search_one}[args.cmd](args)
+        return {"run": cmd_run, "retrain": cmd_retrain, "report": cmd_report, "search-one": cmd_search_one, "warm": cmd_warm}[args.cmd](args)
     except NasError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

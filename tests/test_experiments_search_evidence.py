@@ -112,19 +112,27 @@ parameters:
 """
 
 
-def test_search_one_caches_trainings_across_samplers(tmp_path, capsys, one_torch_thread):
+def test_search_one_caches_trainings_across_samplers(tmp_path, capsys, monkeypatch,
+                                                    one_torch_thread):
     """Random and TPE of one seed start with the same proposals: TPE's are cache hits, with
-    the very results random's run trained."""
+    the very results random's run trained; a dry run lists random's proposals."""
+    from nas.genotype import Genotype
+
     (tmp_path / "tiny.yaml").write_text(TINY)
+    monkeypatch.setattr(se, "SPACE", str(tmp_path / "tiny.yaml"))
     cache = tmp_path / "cache.sqlite"
-    accs = {}
+    runs = {}
     for sampler in ("random", "tpe"):
-        db = tmp_path / f"{sampler}.db"
-        argv = ["search-one", "--cache", str(cache), "--", "--space", str(tmp_path / "tiny.yaml"),
-                "--sampler", sampler, "--seed", "1", "--trials", "3", "--no-seeds",
-                "--workers", "1", "--limit", "60", "--resolution", "8", "--storage", str(db)]
+        argv = ["search-one", "--cache", str(cache), "--",
+                *se.search_args(sampler, 1, 3, tmp_path), "--limit", "60", "--resolution", "8"]
         assert se.main(argv) == 0
-        accs[sampler] = [(t["params"], t["accuracy"]) for t in se.read_trials(db)]
+        runs[sampler] = se.read_trials(tmp_path / f"{se.run_name(sampler, 1)}.db")
     out = capsys.readouterr().out
     assert "cache: 0 hit(s), 3 training(s)" in out and "cache: 3 hit(s), 0 training(s)" in out
-    assert accs["tpe"] == accs["random"]
+    assert ([(t["params"], t["accuracy"]) for t in runs["tpe"]]
+            == [(t["params"], t["accuracy"]) for t in runs["random"]])
+    # random's proposals do not depend on the results: a dry run lists the same ones
+    (tmp_path / "dry").mkdir()
+    dry = se.random_proposals(1, 3, tmp_path / "dry")
+    assert ([Genotype.from_json(g).canonical_hash() for g in dry]
+            == [Genotype.from_json(t["genotype"]).canonical_hash() for t in runs["random"]])
