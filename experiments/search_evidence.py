@@ -386,7 +386,17 @@ def cmd_retrain(args) -> int:
     if args.arch == "resnet18":
         arch = r18
     else:
-        found = best_found(all_trials(out / "db"), r18["target_macs"])
+        # chosen once (best_found.json), so parallel retrain processes train the same arch
+        pick = out / "best_found.json"
+        if pick.exists():
+            found = json.loads(pick.read_text())
+        else:
+            runs = all_trials(out / "db")
+            found = best_found(runs, r18["target_macs"])
+            found["chosen_utc"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+            found["trained_per_run"] = {n: sum(t["state"] == "COMPLETE" for t in ts)
+                                        for n, ts in runs.items()}
+            pick.write_text(json.dumps(found, indent=1))
         arch = arch_record(space, "best_found", found["params"], found=found)
     path = out / "retrain.jsonl"
     done = set()
