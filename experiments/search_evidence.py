@@ -68,11 +68,18 @@ def hypervolume_2d(points, ref) -> float:
     return area
 
 
+def counts(t: dict, signal: str = "accuracy") -> bool:
+    """A trained trial that counts toward ``--trials``: complete, with a value, not a repeat
+    of an earlier trial of its run (a repeat reuses that trial's result, as the search's own
+    trial count does)."""
+    return (t.get("state") == "COMPLETE" and t.get(signal) is not None
+            and t.get("duplicate_of") is None)
+
+
 def run_points(trials, k: int | None = None, signal: str = "accuracy"):
     """(quality, GMACs) of the first ``k`` trained (COMPLETE, with a value) trials by number.
     val_loss is turned into quality by negation."""
-    done = [t for t in sorted(trials, key=lambda t: t["number"])
-            if t.get("state") == "COMPLETE" and t.get(signal) is not None]
+    done = [t for t in sorted(trials, key=lambda t: t["number"]) if counts(t, signal)]
     if k is not None:
         done = done[:k]
     sign = -1.0 if signal == "val_loss" else 1.0
@@ -208,7 +215,7 @@ def read_trials(db: Path) -> list[dict]:
 def trained(db: Path) -> int:
     if not db.exists():
         return 0
-    return sum(t["state"] == "COMPLETE" for t in read_trials(db))
+    return sum(counts(t) for t in read_trials(db))
 
 
 def live(db: Path) -> bool:
@@ -426,7 +433,7 @@ def cmd_retrain(args) -> int:
 def run_summary(trials: list[dict], ks, ref, signal: str = "accuracy") -> dict:
     """One run's figures: trained count, hypervolume at each K (None where the run has fewer
     than K trained trials), best signal, proposals not trained."""
-    done = [t for t in trials if t["state"] == "COMPLETE" and t.get(signal) is not None]
+    done = [t for t in trials if counts(t, signal)]
     pts = run_points(trials, None, signal)
     hv = {k: (hypervolume_2d(pts[:k], ref) if len(pts) >= k else None) for k in ks}
     best = max(done, key=lambda t: (t[signal] if signal != "val_loss" else -t[signal]),
@@ -468,8 +475,8 @@ def compare(summaries: dict[str, dict], k: int, samplers=SAMPLERS, baseline: str
 
 def shared_prefix(a: list[dict], b: list[dict]) -> int:
     """How many leading trained trials (by number) two runs have in common (same params)."""
-    pa = [t["params"] for t in sorted(a, key=lambda t: t["number"]) if t["state"] == "COMPLETE"]
-    pb = [t["params"] for t in sorted(b, key=lambda t: t["number"]) if t["state"] == "COMPLETE"]
+    pa = [t["params"] for t in sorted(a, key=lambda t: t["number"]) if counts(t)]
+    pb = [t["params"] for t in sorted(b, key=lambda t: t["number"]) if counts(t)]
     n = 0
     for x, y in zip(pa, pb):
         if x != y:
@@ -496,7 +503,7 @@ def build_summary(runs: dict[str, list[dict]], *, launches=(), retrain=(), runs_
     """Every figure of the report from the runs' trials (by run name ``<sampler>-s<seed>``)."""
     budget = budget_macs or parse_budget(BUDGET)
     ref = (REF_ACCURACY, budget / 1e9)
-    trained_counts = [sum(t["state"] == "COMPLETE" for t in ts) for ts in runs.values()]
+    trained_counts = [sum(counts(t) for t in ts) for ts in runs.values()]
     k_all = min(trained_counts)
     ks = sorted({k for k in (4, 8, 12, 16, 20, 24) if k <= max(trained_counts)} | {k_all} - {0})
     summaries = {n: run_summary(ts, ks, ref) for n, ts in runs.items()}
@@ -641,10 +648,16 @@ def render(summary: dict, charted: bool) -> str:
                      f"{statistics.fmean(r['cpu_seconds'] for r in rs):.0f} | "
                      f"`{json.dumps(rs[0]['params'], sort_keys=True)}` |")
         found = next((r.get("found") for r in rt if r.get("found")), None)
+        r18 = next((r for r in rt if r["name"] == "resnet18"), None)
         if found:
             L += ["", f"best_found: trial {found['number']} of run `{found['run']}`, search "
-                  f"score {found['signal']} {found['search_score']:.4f} (the highest of all "
-                  f"runs' trained trials at or under resnet18's {rt[0]['target_macs'] if rt[0]['name'] == 'resnet18' else ''} MACs)."]
+                  f"score ({found['signal']}) {found['search_score']:.4f} at "
+                  f"{found['target_macs']:,} MACs: the highest of all runs' trained trials at "
+                  f"or under resnet18's {r18['target_macs'] if r18 else 1814073344:,} MACs, "
+                  f"chosen at {found.get('chosen_utc', '?')} UTC from "
+                  + ", ".join(f"{n} ({k} trained)" for n, k in
+                              sorted((found.get("trained_per_run") or {}).items(),
+                                     key=lambda kv: _order(kv[0]))) + "."]
         L += ["", "Commands: `python experiments/search_evidence.py retrain --arch resnet18 "
               "--seeds 0 1 2` and `... retrain --arch best --seeds 0 1 2`."]
     else:

@@ -48,6 +48,8 @@ def test_run_points_takes_the_first_k_trained_by_number():
     ts = [_trial(2, 0.9, 1.0), _trial(0, 0.5, 1.5), _trial(1, None, 1.0, state="FAIL"),
           _trial(3, 0.7, 0.5)]
     assert se.run_points(ts, 2) == [(0.5, 1.5), (0.9, 1.0)]
+    # a repeat reuses an earlier trial's result and does not count toward K
+    assert se.run_points(ts + [_trial(4, 0.9, 1.0, duplicate_of=2)]) == se.run_points(ts)
     flat = [x for p in se.run_points(ts, None, "val_loss") for x in p]
     assert flat == pytest.approx([-0.5, 1.5, -0.1, 1.0, -0.3, 0.5])
 
