@@ -280,6 +280,12 @@ CAL_TARGETS = {"default_accuracy": ("default", "accuracy"), "default_neg_val_los
                "reference_neg_val_loss": ("reference", "val_loss")}
 
 
+def same(p: dict, q: dict) -> bool:
+    """Two protocols train alike: equal but for the ranking signal (a run stores both)."""
+    return ({k: v for k, v in p.items() if k != "signal"}
+            == {k: v for k, v in q.items() if k != "signal"})
+
+
 def calibration_targets(archs: list[dict], runs: list[dict], default: dict,
                         reference: dict) -> list[dict]:
     """Per architecture (by its index in ``archs``): the seed-mean score under the ``default``
@@ -290,7 +296,7 @@ def calibration_targets(archs: list[dict], runs: list[dict], default: dict,
         row = {"index": i, "name": a["name"], "params": a["params"], "target_macs": a["macs"]}
         for key, (which, signal) in CAL_TARGETS.items():
             proto = default if which == "default" else reference
-            vals = [r[signal] for r in runs if r["arch"] == i and r["protocol"] == proto
+            vals = [r[signal] for r in runs if r["arch"] == i and same(r["protocol"], proto)
                     and r.get(signal) is not None]
             sign = -1.0 if signal == "val_loss" else 1.0
             row[key] = sign * float(np.mean(vals)) if vals else None

@@ -83,7 +83,10 @@ def test_calibration_mode_correlates_with_the_measured_scores(tmp_path, capsys):
     runs = []
     for i, a in enumerate(accs):
         for seed, delta in ((0, 0.0), (1, 0.02)):   # two seeds: the target is their mean
-            runs.append({"arch": i, "protocol_name": "base", "protocol": DEFAULT.to_dict(),
+            # stored under the other signal: the same training, so it still matches DEFAULT
+            other = "accuracy" if DEFAULT.signal == "val_loss" else "val_loss"
+            runs.append({"arch": i, "protocol_name": "base",
+                         "protocol": DEFAULT.with_(signal=other).to_dict(),
                          "seed": seed, "accuracy": a + delta, "val_loss": 1.0})
         # reference val_loss = default accuracy: -val_loss ranks exactly opposite
         runs.append({"arch": i, "protocol_name": "reference", "protocol": reference, "seed": 0,
