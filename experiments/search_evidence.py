@@ -657,7 +657,8 @@ def render(summary: dict, charted: bool) -> str:
               "val_loss mean +- std [min, max] | s/run | CPU s/run | params |",
               "|---|---:|---:|---|---|---|---:|---:|---|"]
         for name in dict.fromkeys(r["name"] for r in rt):
-            rs = [r for r in rt if r["name"] == name and r.get("accuracy") is not None]
+            rs = sorted((r for r in rt if r["name"] == name and r.get("accuracy") is not None),
+                        key=lambda r: r["seed"])
             if not rs:
                 continue
             a, vl = spread(r["accuracy"] for r in rs), spread(r["val_loss"] for r in rs)
