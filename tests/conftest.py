@@ -1,4 +1,5 @@
-"""Shared fixtures: PostgreSQL databases for the store and search tests; the ``cuda`` marker.
+"""Shared fixtures: PostgreSQL databases for the store and search tests, a small MNIST and a
+tiny ResNet for the trainer tests; the ``cuda`` marker.
 
 ``.ci/postgres`` (sourced by ``.ci/run``) starts a server on 127.0.0.1 and exports
 ``NAS_TEST_POSTGRES_URL``. Without it the PostgreSQL tests are skipped with a loud reason and
@@ -39,6 +40,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    """1,500 images of the embedded MNIST at 16 px (1,200 train + 300 validation)."""
+    from nas.evaluate.data import load_dataset
+
+    return load_dataset(limit=1500, resolution=16)
+
+
+@pytest.fixture(scope="module")
+def tiny_resnet():
+    """A one-block-per-stage ResNet (widths 16-128): trains in seconds on ``mnist``."""
+    from nas.zoo.resnet import resnet
+
+    return resnet("basic", (1, 1, 1, 1), widths=(16, 32, 64, 128), name="tiny_resnet")
 
 
 @pytest.fixture

@@ -14,9 +14,7 @@ import pytest
 
 from nas.cost import count
 from nas.evaluate import train as train_module
-from nas.evaluate.data import load_dataset
-from nas.evaluate.train import TrialFailure, evaluate, proxy_genotype, train
-from nas.zoo.resnet import resnet
+from nas.evaluate.train import evaluate, proxy_genotype, train
 
 pytestmark = pytest.mark.cuda
 
@@ -26,17 +24,7 @@ TINY = ["--space", "resnet_like", "--budget", "600MFLOPs", "--limit", "120", "--
 
 
 @pytest.fixture(scope="module")
-def mnist():
-    return load_dataset(limit=1500, resolution=16)
-
-
-@pytest.fixture(scope="module")
-def small():
-    return resnet("basic", (1, 1, 1, 1), widths=(16, 32, 64, 128), name="tiny_resnet")
-
-
-@pytest.fixture(scope="module")
-def cuda_run(mnist, small):
+def cuda_run(mnist, tiny_resnet):
     """One epoch of ``train`` on cuda (the CPU test's recipe: batch 32, lr 0.1, 37 steps) with
     the trained model, what a conv past the stem saw in training, and the grad scalers made."""
     import torch
@@ -72,7 +60,7 @@ def cuda_run(mnist, small):
     mp.setattr(train_module, "build_model", spy_build)
     mp.setattr(torch.amp, "GradScaler", SpyScaler)
     try:
-        result = train(small, mnist, epochs=1, batch_size=32, lr=0.1, device="cuda")
+        result = train(tiny_resnet, mnist, epochs=1, batch_size=32, lr=0.1, device="cuda")
     finally:
         mp.undo()
     return result, built[0], seen, scalers
@@ -114,12 +102,12 @@ def test_evaluate_on_cuda_agrees_with_the_cpu_on_the_same_weights(cuda_run, mnis
     assert on_gpu["loss"] == pytest.approx(on_cpu["loss"], rel=1e-2)
 
 
-def test_costs_on_cuda_are_the_exact_counts(cuda_run, mnist, small):
+def test_costs_on_cuda_are_the_exact_counts(cuda_run, mnist, tiny_resnet):
     from nas.measure import measured_params_macs
     from nas.zoo.resnet import resnet18
 
     r, model, _, _ = cuda_run
-    g = proxy_genotype(small, mnist)
+    g = proxy_genotype(tiny_resnet, mnist)
     c = count(g)
     assert (r.proxy_params, r.proxy_macs) == (c.params, c.macs)
     assert sum(p.numel() for p in model.parameters()) == c.params
@@ -133,9 +121,7 @@ def test_costs_on_cuda_are_the_exact_counts(cuda_run, mnist, small):
 #: tests keep alive leave free room in their segments, and small weights can land there)
 _OOM = """
 import math, torch
-from nas.evaluate.data import load_dataset
 from nas.evaluate.train import TrialFailure, train
-from nas.zoo.resnet import resnet
 data = load_dataset(limit=300, resolution=16)
 net = resnet("basic", (1, 1, 1, 1), widths=(16, 32, 64, 128), name="tiny_resnet")
 torch.cuda.set_per_process_memory_fraction(1e-5)  # ~0.85 MB of 80 GB: below one 2 MB segment

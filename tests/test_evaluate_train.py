@@ -4,26 +4,14 @@ import pytest
 from nas.builder import GraphBuilder
 from nas.cost import count
 from nas.errors import NasError
-from nas.evaluate.data import load_dataset
 from nas.evaluate.train import TrialFailure, build_model, evaluate, proxy_genotype, train
-from nas.zoo.resnet import resnet
 
 
-@pytest.fixture(scope="module")
-def mnist():
-    return load_dataset(limit=1500, resolution=16)
-
-
-@pytest.fixture(scope="module")
-def small():
-    return resnet("basic", (1, 1, 1, 1), widths=(16, 32, 64, 128), name="tiny_resnet")
-
-
-def test_one_epoch_beats_chance_on_embedded_mnist(mnist, small):
+def test_one_epoch_beats_chance_on_embedded_mnist(mnist, tiny_resnet):
     seen = []
     # 37 steps; with the last BN of each residual branch at zero (nas.ops init), lr 0.1
     # reaches 0.71-0.75 on seeds 0/1 (0.58 at lr 0.05, 0.23 at batch 64, measured)
-    r = train(small, mnist, epochs=1, batch_size=32, lr=0.1,
+    r = train(tiny_resnet, mnist, epochs=1, batch_size=32, lr=0.1,
               on_epoch=lambda e, a: seen.append((e, a)))
     assert r.accuracy > 0.5           # chance is 0.1
     assert seen == [(1, r.accuracy)] and r.epochs == 1
@@ -35,24 +23,24 @@ def test_one_epoch_beats_chance_on_embedded_mnist(mnist, small):
     assert r.images_per_second > 0 and r.seconds >= h["seconds"] > 0
 
 
-def test_costs_are_those_of_the_proxy_task(mnist, small):
-    r = train(small, mnist, max_train_batches=1, batch_size=16)
-    g = proxy_genotype(small, mnist)
+def test_costs_are_those_of_the_proxy_task(mnist, tiny_resnet):
+    r = train(tiny_resnet, mnist, max_train_batches=1, batch_size=16)
+    g = proxy_genotype(tiny_resnet, mnist)
     assert g.input_shape == (1, 16, 16)
     assert (r.proxy_params, r.proxy_macs) == (count(g).params, count(g).macs)
-    assert r.proxy_params < count(small).params     # 1 input channel, 10 classes
+    assert r.proxy_params < count(tiny_resnet).params     # 1 input channel, 10 classes
 
 
-def test_deterministic_under_a_seed_on_cpu(mnist, small):
-    a, b = (train(small, mnist, epochs=2, max_train_batches=3, batch_size=32, seed=5)
+def test_deterministic_under_a_seed_on_cpu(mnist, tiny_resnet):
+    a, b = (train(tiny_resnet, mnist, epochs=2, max_train_batches=3, batch_size=32, seed=5)
             for _ in range(2))
-    c = train(small, mnist, epochs=2, max_train_batches=3, batch_size=32, seed=6)
+    c = train(tiny_resnet, mnist, epochs=2, max_train_batches=3, batch_size=32, seed=6)
     strip = lambda r: [(h["train_loss"], h["val_accuracy"]) for h in r.history]  # noqa: E731
     assert strip(a) == strip(b)
     assert strip(a) != strip(c)
 
 
-def test_callback_can_stop_training(mnist, small):
+def test_callback_can_stop_training(mnist, tiny_resnet):
     class Stop(Exception):
         pass
 
@@ -64,13 +52,13 @@ def test_callback_can_stop_training(mnist, small):
             raise Stop
 
     with pytest.raises(Stop):
-        train(small, mnist, epochs=5, max_train_batches=1, batch_size=16, on_epoch=on_epoch)
+        train(tiny_resnet, mnist, epochs=5, max_train_batches=1, batch_size=16, on_epoch=on_epoch)
     assert calls == [1, 2]
 
 
-def test_nan_loss_becomes_trial_failure(mnist, small):
+def test_nan_loss_becomes_trial_failure(mnist, tiny_resnet):
     with pytest.raises(TrialFailure, match="diverged.*loss became (nan|inf)") as e:
-        train(small, mnist, lr=1e6, epochs=2, batch_size=32)
+        train(tiny_resnet, mnist, lr=1e6, epochs=2, batch_size=32)
     assert "learning rate" in e.value.reason and isinstance(e.value, NasError)
 
 
@@ -86,16 +74,16 @@ def test_architecture_too_big_for_the_proxy_input_is_a_trial_failure(mnist):
 
 @pytest.mark.parametrize("kwargs", [{"epochs": 0}, {"batch_size": 1}, {"lr": float("nan")},
                                     {"max_train_batches": 0}])
-def test_bad_arguments(mnist, small, kwargs):
+def test_bad_arguments(mnist, tiny_resnet, kwargs):
     with pytest.raises(NasError):
-        train(small, mnist, **kwargs)
+        train(tiny_resnet, mnist, **kwargs)
 
 
-def test_evaluate_reports_accuracy_and_mean_cross_entropy_over_the_whole_split(mnist, small):
+def test_evaluate_reports_accuracy_and_mean_cross_entropy_over_the_whole_split(mnist, tiny_resnet):
     import torch
     import torch.nn.functional as F
 
-    model = build_model(small, mnist, seed=3)
+    model = build_model(tiny_resnet, mnist, seed=3)
     model.eval()
     with torch.no_grad():
         logits = model(mnist.val_x)
@@ -108,8 +96,8 @@ def test_evaluate_reports_accuracy_and_mean_cross_entropy_over_the_whole_split(m
     assert got["loss"] == pytest.approx(want_loss, rel=1e-5)
 
 
-def test_best_val_loss_is_the_lowest_epoch(mnist, small):
-    r = train(small, mnist, epochs=3, max_train_batches=2, batch_size=16)
+def test_best_val_loss_is_the_lowest_epoch(mnist, tiny_resnet):
+    r = train(tiny_resnet, mnist, epochs=3, max_train_batches=2, batch_size=16)
     losses = [h["val_loss"] for h in r.history]
     assert r.val_loss == losses[-1] and r.best_val_loss == min(losses)
     assert r.to_dict()["best_val_loss"] == min(losses)
@@ -126,33 +114,33 @@ def test_lr_schedule_warms_up_linearly_then_decays_by_cosine():
     assert all(a >= b for a, b in zip(warm[3:], warm[4:])) and warm[-1] == pytest.approx(0)
 
 
-def test_warmup_and_label_smoothing_change_training_not_the_validation_loss_definition(mnist, small):
-    base = train(small, mnist, max_train_batches=3, batch_size=16)
-    smooth = train(small, mnist, max_train_batches=3, batch_size=16, label_smoothing=0.1)
-    warm = train(small, mnist, max_train_batches=3, batch_size=16, warmup=0.5)
+def test_warmup_and_label_smoothing_change_training_not_the_validation_loss_definition(mnist, tiny_resnet):
+    base = train(tiny_resnet, mnist, max_train_batches=3, batch_size=16)
+    smooth = train(tiny_resnet, mnist, max_train_batches=3, batch_size=16, label_smoothing=0.1)
+    warm = train(tiny_resnet, mnist, max_train_batches=3, batch_size=16, warmup=0.5)
     assert smooth.history[0]["train_loss"] != base.history[0]["train_loss"]
     assert warm.history[0]["train_loss"] != base.history[0]["train_loss"]
     with pytest.raises(NasError, match="warmup"):
-        train(small, mnist, warmup=1.0)
+        train(tiny_resnet, mnist, warmup=1.0)
     with pytest.raises(NasError, match="label_smoothing"):
-        train(small, mnist, label_smoothing=-0.1)
+        train(tiny_resnet, mnist, label_smoothing=-0.1)
 
 
-def test_stem_transform_keeps_spatial_extent_and_is_counted_exactly(mnist, small):
+def test_stem_transform_keeps_spatial_extent_and_is_counted_exactly(mnist, tiny_resnet):
     from nas.evaluate.train import input_chain
 
-    plain, one = proxy_genotype(small, mnist), proxy_genotype(small, mnist, "stem:1")
-    two = proxy_genotype(small, mnist, "stem:2")
+    plain, one = proxy_genotype(tiny_resnet, mnist), proxy_genotype(tiny_resnet, mnist, "stem:1")
+    two = proxy_genotype(tiny_resnet, mnist, "stem:2")
     assert input_chain(plain) == ["conv1", "bn1", "relu1", "maxpool"]
     last = [g.infer_shapes()["layer4.0.relu"][1:] for g in (plain, one, two)]
     assert last == [(1, 1), (1, 1), (2, 2)]     # 16 px: 16/32 -> 1, then 2 with stem:2
     assert one.attrs("maxpool")["stride"] == 1 and one.attrs("conv1").get("stride", 1) == 2
     assert two.attrs("conv1")["stride"] == 1
-    r = train(small, mnist, max_train_batches=1, batch_size=16, transform="stem:2")
+    r = train(tiny_resnet, mnist, max_train_batches=1, batch_size=16, transform="stem:2")
     assert (r.proxy_params, r.proxy_macs) == (count(two).params, count(two).macs)
     assert r.proxy_macs > count(plain).macs
     with pytest.raises(NasError, match="unknown resolution transform"):
-        proxy_genotype(small, mnist, "stem:9")
+        proxy_genotype(tiny_resnet, mnist, "stem:9")
 
 
 def test_live_taps_of_small_maps():
@@ -265,12 +253,12 @@ def test_without_a_c_compiler_depthwise_convs_keep_torchs_path(monkeypatch, tmp_
     torch.testing.assert_close(conv.weight.grad, full.weight.grad, rtol=1e-12, atol=1e-12)
 
 
-def test_cpu_layout_keeps_dense_kernels_nchw_and_marks_the_rest_channels_last(mnist, small):
+def test_cpu_layout_keeps_dense_kernels_nchw_and_marks_the_rest_channels_last(mnist, tiny_resnet):
     import torch
 
     from nas.evaluate.train import _cropping_conv_class, to_layout
 
-    g = small
+    g = tiny_resnet
     model = to_layout(build_model(g, mnist), torch.channels_last)
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(type(m) is _cropping_conv_class() for m in convs)

@@ -21,7 +21,6 @@ from nas.zoo.registry import entry
 
 TV = "torchvision.models (documented weights metadata)"
 PAPER = "He et al. 2016, Deep Residual Learning, Table 1"
-RESNEXT = "Xie et al. 2017, Aggregated Residual Transformations (ResNeXt), Table 1"
 SENET = "Hu et al. 2018, Squeeze-and-Excitation Networks, Table 2"
 WRN = "Zagoruyko and Komodakis 2016, Wide Residual Networks"
 
