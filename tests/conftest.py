@@ -58,6 +58,34 @@ def tiny_resnet():
     return resnet("basic", (1, 1, 1, 1), widths=(16, 32, 64, 128), name="tiny_resnet")
 
 
+#: a two-to-four-block resnet_like space with widths 8-16 (32 px target): sampled and trained
+#: in seconds by the calibrate and experiment tests
+TINY_SPACE = """
+name: tiny
+target: {input_shape: [3, 32, 32], num_classes: 10}
+builder: resnet_like
+parameters:
+  block: {type: categorical, choices: [basic]}
+  depth1: {type: int, low: 1, high: 2}
+  depth2: {type: int, low: 1, high: 1}
+  depth3: {type: int, low: 1, high: 1}
+  depth4: {type: int, low: 1, high: 1}
+  width1: {type: int, low: 8, high: 16, step: 8}
+  width2: {type: int, low: 8, high: 16, step: 8}
+  width3: {type: int, low: 8, high: 16, step: 8}
+  width4: {type: int, low: 8, high: 16, step: 8}
+  se: {type: bool}
+"""
+
+
+@pytest.fixture
+def tiny_space(tmp_path):
+    """The path of a YAML file holding :data:`TINY_SPACE`."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
 @pytest.fixture
 def postgres_url():
     """The URL of a fresh, empty PostgreSQL database (dropped afterwards); skips loudly when

@@ -6,23 +6,6 @@ import pytest
 
 from nas import calibrate
 from nas.calibrate import kendall, rankdata, spearman
-
-TINY = """
-name: tiny
-target: {input_shape: [3, 32, 32], num_classes: 10}
-builder: resnet_like
-parameters:
-  block: {type: categorical, choices: [basic]}
-  depth1: {type: int, low: 1, high: 2}
-  depth2: {type: int, low: 1, high: 1}
-  depth3: {type: int, low: 1, high: 1}
-  depth4: {type: int, low: 1, high: 1}
-  width1: {type: int, low: 8, high: 16, step: 8}
-  width2: {type: int, low: 8, high: 16, step: 8}
-  width3: {type: int, low: 8, high: 16, step: 8}
-  width4: {type: int, low: 8, high: 16, step: 8}
-  se: {type: bool}
-"""
 SMALL = "train_images=40,val_images=40,resolution=8,batch_size=20"
 
 
@@ -36,11 +19,9 @@ def test_rank_statistics_match_hand_computed_values():
     assert math.isnan(kendall([1, 1, 1], [1, 2, 3]))
 
 
-def test_calibrate_runs_reports_and_resumes(tmp_path, capsys):
-    space = tmp_path / "tiny.yaml"
-    space.write_text(TINY)
+def test_calibrate_runs_reports_and_resumes(tmp_path, tiny_space, capsys):
     out = tmp_path / "out"
-    argv = ["--space", str(space), "--archs", "4", "--seeds", "2",
+    argv = ["--space", str(tiny_space), "--archs", "4", "--seeds", "2",
             "--candidate", f"small:{SMALL}", "--candidate", f"warm:{SMALL},warmup=0.2",
             "--reference", "train_images=400,val_images=40,resolution=8,batch_size=20,epochs=1",
             "--out", str(out), "--max-chance", "1"]
@@ -69,10 +50,8 @@ def test_calibrate_runs_reports_and_resumes(tmp_path, capsys):
     assert len((out / "trials.jsonl").read_text().splitlines()) == 20
 
 
-def test_reference_must_be_ten_times_the_candidates(tmp_path, capsys):
-    space = tmp_path / "tiny.yaml"
-    space.write_text(TINY)
-    argv = ["--space", str(space), "--candidate", f"small:{SMALL}",
+def test_reference_must_be_ten_times_the_candidates(tmp_path, tiny_space, capsys):
+    argv = ["--space", str(tiny_space), "--candidate", f"small:{SMALL}",
             "--reference", "train_images=100,val_images=40,resolution=8", "--out", str(tmp_path)]
     assert calibrate.main(argv) == 2
     err = capsys.readouterr().err
@@ -108,14 +87,12 @@ def test_cpu_seconds_average_only_the_runs_that_recorded_them():
     assert calibrate._cpu([{"seconds": 3.0, "cpu_seconds": 2.0}, {"seconds": 5.0}]) == 2.0
 
 
-def test_a_candidate_cut_short_is_reported_apart_on_its_own_architectures(tmp_path, capsys):
+def test_a_candidate_cut_short_is_reported_apart_on_its_own_architectures(tmp_path, tiny_space, capsys):
     """A candidate with fewer architectures done does not shrink the others' comparison: it
     gets its own table, next to the full candidates on the same architectures."""
-    space = tmp_path / "tiny.yaml"
-    space.write_text(TINY)
     out = tmp_path / "out"
     ref = "train_images=400,val_images=40,resolution=8,batch_size=20,epochs=1"
-    base = ["--space", str(space), "--archs", "5", "--no-seed-nets", "--reference", ref,
+    base = ["--space", str(tiny_space), "--archs", "5", "--no-seed-nets", "--reference", ref,
             "--out", str(out), "--max-chance", "1", "--candidate", f"small:{SMALL}"]
     assert calibrate.main(base) == 0
     archs = json.loads((out / "archs.json").read_text())

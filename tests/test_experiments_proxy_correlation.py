@@ -49,31 +49,12 @@ def test_bad_budget_exits_2(tmp_path, capsys):
     assert "budget" in capsys.readouterr().err
 
 
-TINY = """
-name: tiny
-target: {input_shape: [3, 32, 32], num_classes: 10}
-builder: resnet_like
-parameters:
-  block: {type: categorical, choices: [basic]}
-  depth1: {type: int, low: 1, high: 2}
-  depth2: {type: int, low: 1, high: 1}
-  depth3: {type: int, low: 1, high: 1}
-  depth4: {type: int, low: 1, high: 1}
-  width1: {type: int, low: 8, high: 16, step: 8}
-  width2: {type: int, low: 8, high: 16, step: 8}
-  width3: {type: int, low: 8, high: 16, step: 8}
-  width4: {type: int, low: 8, high: 16, step: 8}
-  se: {type: bool}
-"""
-
-
-def test_calibration_mode_correlates_with_the_measured_scores(tmp_path, capsys):
+def test_calibration_mode_correlates_with_the_measured_scores(tmp_path, tiny_space, capsys):
     from nas.calibrate import sample_archs
     from nas.evaluate.protocol import DEFAULT
     from nas.spaces import load_space
 
-    (tmp_path / "tiny.yaml").write_text(TINY)
-    archs = sample_archs(load_space(str(tmp_path / "tiny.yaml")), 5, None, include_seeds=False)
+    archs = sample_archs(load_space(str(tiny_space)), 5, None, include_seeds=False)
     cal = tmp_path / "cal"
     cal.mkdir()
     (cal / "archs.json").write_text(json.dumps(archs))

@@ -96,32 +96,13 @@ def test_report_without_databases_exits_2(tmp_path, capsys):
     assert "no search databases" in capsys.readouterr().err
 
 
-TINY = """
-name: tiny
-target: {input_shape: [3, 32, 32], num_classes: 10}
-builder: resnet_like
-parameters:
-  block: {type: categorical, choices: [basic]}
-  depth1: {type: int, low: 1, high: 2}
-  depth2: {type: int, low: 1, high: 1}
-  depth3: {type: int, low: 1, high: 1}
-  depth4: {type: int, low: 1, high: 1}
-  width1: {type: int, low: 8, high: 16, step: 8}
-  width2: {type: int, low: 8, high: 16, step: 8}
-  width3: {type: int, low: 8, high: 16, step: 8}
-  width4: {type: int, low: 8, high: 16, step: 8}
-  se: {type: bool}
-"""
-
-
-def test_search_one_caches_trainings_across_samplers(tmp_path, capsys, monkeypatch,
+def test_search_one_caches_trainings_across_samplers(tmp_path, tiny_space, capsys, monkeypatch,
                                                     one_torch_thread):
     """Random and TPE of one seed start with the same proposals: TPE's are cache hits, with
     the very results random's run trained; a dry run lists random's proposals."""
     from nas.genotype import Genotype
 
-    (tmp_path / "tiny.yaml").write_text(TINY)
-    monkeypatch.setattr(se, "SPACE", str(tmp_path / "tiny.yaml"))
+    monkeypatch.setattr(se, "SPACE", str(tiny_space))
     cache = tmp_path / "cache.sqlite"
     runs = {}
     for sampler in ("random", "tpe"):
