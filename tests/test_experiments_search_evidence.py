@@ -97,7 +97,7 @@ def test_report_without_databases_exits_2(tmp_path, capsys):
 
 
 def test_search_one_caches_trainings_across_samplers(tmp_path, tiny_space, capsys, monkeypatch,
-                                                    one_torch_thread):
+                                                     one_torch_thread):
     """Random and TPE of one seed start with the same proposals: TPE's are cache hits, with
     the very results random's run trained; a dry run lists random's proposals."""
     from nas.genotype import Genotype
