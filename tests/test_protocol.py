@@ -14,6 +14,16 @@ def test_default_is_frozen_plain_data():
     assert Protocol(**DEFAULT.to_dict()) == DEFAULT
 
 
+def test_a_bad_candidate_is_refused_before_anything_trains(tmp_path, tiny_space, capsys):
+    from nas import calibrate
+
+    out = tmp_path / "out"
+    assert calibrate.main(["--space", str(tiny_space), "--candidate", "a:lr=-1",
+                           "--out", str(out)]) == 2
+    assert "lr must be a positive finite number" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_images_and_val_fraction_reproduce_the_split():
     from nas.evaluate.data import load_dataset
 
@@ -23,7 +33,9 @@ def test_images_and_val_fraction_reproduce_the_split():
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(batch_size=1), dict(warmup=1.0),
-                                 dict(label_smoothing=-0.1), dict(signal="top5")])
+                                 dict(label_smoothing=-0.1), dict(signal="top5"),
+                                 dict(lr=-1), dict(lr=float("nan")), dict(momentum=1.5),
+                                 dict(weight_decay=-1e-4)])
 def test_bad_values_are_refused(bad):
     with pytest.raises(NasError):
         DEFAULT.with_(**bad)

@@ -44,6 +44,15 @@ class Protocol:
                 raise NasError(f"protocol {name} must be an int >= 1, got {v!r}")
         if self.batch_size < 2:
             raise NasError(f"protocol batch_size must be >= 2 (batch norm needs 2), got {self.batch_size}")
+        import math
+
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise NasError(f"protocol lr must be a positive finite number, got {self.lr!r}")
+        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
+            raise NasError(f"protocol momentum must be in [0, 1), got {self.momentum!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
+                and self.weight_decay >= 0):
+            raise NasError(f"protocol weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
         if not 0 <= self.warmup < 1:
             raise NasError(f"protocol warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if not 0 <= self.label_smoothing < 1:
