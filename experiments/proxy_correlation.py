@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from nas.cli import ArgumentParser  # noqa: E402
 from nas.cost import human, parse_budget  # noqa: E402
 from nas.errors import NasError  # noqa: E402
 
@@ -44,7 +45,7 @@ DEFAULT_OUT = ROOT / "experiments" / "results" / "proxy_correlation"
 
 def parse_args(argv):
     """Command-line options."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--space", default="resnet_like")
     p.add_argument("--n", type=int, default=50, help="architectures to sample")
     p.add_argument("--budget", default="1GFLOPs", help="target-spec MAC budget (FLOPs = MACs)")

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from nas.cli import ArgumentParser  # noqa: E402
 from nas.cost import parse_budget  # noqa: E402
 from nas.errors import NasError  # noqa: E402
 
@@ -738,7 +739,7 @@ def chart(runs, ref, path: Path) -> bool:
 
 # ------------------------------------------------------------------ CLI
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(DEFAULT_OUT), help="results folder")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run or resume the searches")
