@@ -23,7 +23,6 @@ reference protocol:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
