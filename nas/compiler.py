@@ -104,7 +104,7 @@ def _build(spec, attrs: dict, in_shapes: list, inplace: bool):
     built on (the default device: CPU unless a ``torch.device`` context says otherwise)."""
     if spec.init is None:
         return spec.torch(attrs, in_shapes, inplace)
-    device = torch.empty(0).device
+    device = torch.get_default_device()
     with torch.device("meta"):
         built = spec.torch(attrs, in_shapes, inplace)
     if isinstance(built, Call):

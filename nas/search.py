@@ -221,23 +221,18 @@ def check_config(c: SearchConfig) -> None:
 
 
 def _check_protocol(c: SearchConfig) -> None:
-    """The protocol settings (the CLI validates them too; this covers SearchConfig users)."""
-    from nas.evaluate.protocol import SIGNALS
-    from nas.evaluate.train import TRANSFORMS
-
-    if c.val_images is not None:
-        if not isinstance(c.val_images, int) or isinstance(c.val_images, bool) or c.val_images < 1:
-            raise SearchError(f"--val-images must be an integer >= 1, got {c.val_images!r}")
-        if c.limit is not None and c.val_images >= c.limit:
-            raise SearchError(f"--val-images {c.val_images} must be under --limit {c.limit} "
-                              "(the images used, train + val; the rest train)")
-    for name, value in (("--warmup", c.warmup), ("--label-smoothing", c.label_smoothing)):
-        if not (isinstance(value, (int, float)) and 0 <= value < 1):
-            raise SearchError(f"{name} must be a fraction in [0, 1), got {value!r}")
-    if c.transform not in TRANSFORMS:
-        raise SearchError(f"--transform must be one of {', '.join(TRANSFORMS)}, got {c.transform!r}")
-    if c.signal not in SIGNALS:
-        raise SearchError(f"--signal must be one of {', '.join(SIGNALS)}, got {c.signal!r}")
+    """The protocol settings, checked by the protocol itself (the CLI validates them too; this
+    covers SearchConfig users)."""
+    if c.val_images is not None and c.limit is not None and isinstance(c.val_images, int) \
+            and c.val_images >= c.limit:
+        raise SearchError(f"--val-images {c.val_images} must be under --limit {c.limit} "
+                          "(the images used, train + val; the rest train)")
+    given = {"val_images": c.val_images} if c.val_images is not None else {}
+    try:
+        PROTOCOL.with_(warmup=c.warmup, label_smoothing=c.label_smoothing,
+                       transform=c.transform, signal=c.signal, **given)
+    except NasError as e:
+        raise SearchError(str(e)) from None
 
 
 def legacy_config(stored: dict) -> dict:
