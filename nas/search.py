@@ -29,10 +29,12 @@ from nas.strategies import OBJECTIVES, RunSummary, SearchJob
 DEFAULT_STORAGE = "nas.db"
 #: Evaluation settings that make accuracies incomparable: resuming with other values is an error.
 EVAL_KEYS = ("dataset", "epochs", "resolution", "limit", "proxy", "batch_size", "lr",
-             "val_images", "warmup", "label_smoothing", "transform", "signal")
+             "val_images", "warmup", "label_smoothing", "transform", "precise_bn",
+             "weight_average", "signal")
 #: The values of evaluation settings that studies stored before the setting existed were
 #: trained with (their validation split was 20% of the images: see :func:`legacy_config`).
-LEGACY_EVAL = {"warmup": 0.0, "label_smoothing": 0.0, "transform": "none", "signal": "accuracy"}
+LEGACY_EVAL = {"warmup": 0.0, "label_smoothing": 0.0, "transform": "none", "precise_bn": 0,
+               "weight_average": 0.0, "signal": "accuracy"}
 LEGACY_VAL_SHARE = 0.2
 
 
@@ -62,6 +64,8 @@ class SearchConfig:
     warmup: float = PROTOCOL.warmup
     label_smoothing: float = PROTOCOL.label_smoothing
     transform: str = PROTOCOL.transform
+    precise_bn: int = PROTOCOL.precise_bn
+    weight_average: float = PROTOCOL.weight_average
     signal: str = PROTOCOL.signal
     proxy: str | None = None
     storage: str = DEFAULT_STORAGE
@@ -158,7 +162,8 @@ class TrainEvaluator:
 
             r = train(genotype, self.dataset, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
                       seed=c.seed, device=self.device, on_epoch=on_epoch, warmup=c.warmup,
-                      label_smoothing=c.label_smoothing, transform=c.transform)
+                      label_smoothing=c.label_smoothing, transform=c.transform,
+                      precise_bn=c.precise_bn, weight_average=c.weight_average)
             out.update(accuracy=r.accuracy, val_loss=r.val_loss,
                        proxy_params=r.proxy_params, proxy_macs=r.proxy_macs, epochs=r.history)
         if "latency" in c.objectives:
@@ -230,7 +235,8 @@ def _check_protocol(c: SearchConfig) -> None:
     given = {"val_images": c.val_images} if c.val_images is not None else {}
     try:
         PROTOCOL.with_(warmup=c.warmup, label_smoothing=c.label_smoothing,
-                       transform=c.transform, signal=c.signal, **given)
+                       transform=c.transform, precise_bn=c.precise_bn,
+                       weight_average=c.weight_average, signal=c.signal, **given)
     except NasError as e:
         raise SearchError(str(e)) from None
 
@@ -591,6 +597,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--transform", choices=TRANSFORMS, default=d.transform,
                    help="resolution transform: none, or stem:K (the last K stem downsamplings at "
                         "stride 1, so later stages keep a spatial extent at proxy resolution)")
+    p.add_argument("--precise-bn", type=cli.nonnegative_int, default=d.precise_bn,
+                   help="training images the batch-norm statistics are recomputed on before "
+                        "validating (0: keep the running averages)")
+    p.add_argument("--weight-average", type=cli.fraction, default=d.weight_average,
+                   help="validate the mean of the weights of the last FRACTION of the steps, "
+                        "in [0, 1) (needs --precise-bn)")
     p.add_argument("--signal", choices=SIGNALS, default=d.signal,
                    help="what trials are ranked by: last-epoch validation accuracy or cross-entropy")
     p.add_argument("--proxy", help="score with a zero-cost proxy instead of training (e.g. naswot)")
@@ -648,6 +660,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> SearchConfig:
                         limit=_limit(a), batch_size=a.batch_size, lr=a.lr,
                         val_images=a.val_images, warmup=a.warmup,
                         label_smoothing=a.label_smoothing, transform=a.transform,
+                        precise_bn=a.precise_bn, weight_average=a.weight_average,
                         signal=a.signal, proxy=a.proxy,
                         storage=a.storage, study=a.study, seed=a.seed, seeds=not a.no_seeds,
                         workers=a.workers, threads=a.threads, device=a.device, dashboard=a.dashboard,

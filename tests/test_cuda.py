@@ -102,6 +102,19 @@ def test_evaluate_on_cuda_agrees_with_the_cpu_on_the_same_weights(cuda_run, mnis
     assert on_gpu["loss"] == pytest.approx(on_cpu["loss"], rel=1e-2)
 
 
+def test_precise_bn_and_weight_averaging_on_cuda(mnist, tiny_resnet):
+    """Recomputed batch-norm statistics (under autocast) and averaged weights on the GPU: the
+    same training steps as the plain run, finite scores that still learn, CPU-like effect."""
+    kw = dict(epochs=1, batch_size=32, lr=0.1, device="cuda", seed=1)
+    plain = train(tiny_resnet, mnist, **kw)
+    precise = train(tiny_resnet, mnist, precise_bn=256, **kw)
+    averaged = train(tiny_resnet, mnist, precise_bn=256, weight_average=0.3, **kw)
+    assert precise.history[0]["train_loss"] == pytest.approx(plain.history[0]["train_loss"], rel=1e-3)
+    for r in (precise, averaged):
+        assert r.accuracy > 0.5 and math.isfinite(r.val_loss) and 0 < r.val_loss < 2.3
+    assert precise.val_loss != plain.val_loss and averaged.val_loss != precise.val_loss
+
+
 def test_costs_on_cuda_are_the_exact_counts(cuda_run, mnist, tiny_resnet):
     from nas.measure import measured_params_macs
     from nas.zoo.resnet import resnet18

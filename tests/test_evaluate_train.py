@@ -126,6 +126,42 @@ def test_warmup_and_label_smoothing_change_training_not_the_validation_loss_defi
         train(tiny_resnet, mnist, label_smoothing=-0.1)
 
 
+def test_recompute_bn_sets_the_running_statistics_to_the_mean_over_batches():
+    import torch
+
+    from nas.evaluate.train import recompute_bn
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+    x = torch.randn(40, 1, 6, 6) * 3 + 1
+    recompute_bn(model, x, images=30, batch_size=10, seed=5)
+    idx = torch.randperm(40, generator=torch.Generator().manual_seed(5))[:30]
+    with torch.no_grad():
+        outs = [model[0](x[idx[i:i + 10]]) for i in range(0, 30, 10)]
+    bn = model[1]
+    want_mean = torch.stack([o.mean((0, 2, 3)) for o in outs]).mean(0)
+    want_var = torch.stack([o.var((0, 2, 3), unbiased=True) for o in outs]).mean(0)
+    assert torch.allclose(bn.running_mean, want_mean, atol=1e-5)
+    assert torch.allclose(bn.running_var, want_var, atol=1e-4)
+    assert bn.momentum == 0.1 and model.training          # restored
+
+
+def test_precise_bn_and_weight_averaging_change_the_validated_model_only(mnist, tiny_resnet):
+    kw = dict(max_train_batches=4, batch_size=16)
+    base = train(tiny_resnet, mnist, **kw)
+    precise = train(tiny_resnet, mnist, precise_bn=64, **kw)
+    averaged = train(tiny_resnet, mnist, precise_bn=64, weight_average=0.5, **kw)
+    # the same training steps (same losses), other statistics / weights at validation
+    assert precise.history[0]["train_loss"] == base.history[0]["train_loss"]
+    assert averaged.history[0]["train_loss"] == base.history[0]["train_loss"]
+    assert precise.val_loss != base.val_loss and averaged.val_loss != precise.val_loss
+    assert train(tiny_resnet, mnist, precise_bn=64, **kw).val_loss == precise.val_loss
+    with pytest.raises(NasError, match="weight_average needs precise_bn"):
+        train(tiny_resnet, mnist, weight_average=0.5)
+    with pytest.raises(NasError, match="precise_bn"):
+        train(tiny_resnet, mnist, precise_bn=-1)
+
+
 def test_stem_transform_keeps_spatial_extent_and_is_counted_exactly(mnist, tiny_resnet):
     from nas.evaluate.train import input_chain
 

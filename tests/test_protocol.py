@@ -35,7 +35,8 @@ def test_images_and_val_fraction_reproduce_the_split():
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(batch_size=1), dict(warmup=1.0),
                                  dict(label_smoothing=-0.1), dict(signal="top5"),
                                  dict(lr=-1), dict(lr=float("nan")), dict(momentum=1.5),
-                                 dict(weight_decay=-1e-4)])
+                                 dict(weight_decay=-1e-4), dict(precise_bn=-1),
+                                 dict(weight_average=0.5), dict(precise_bn=9, weight_average=1.0)])
 def test_bad_values_are_refused(bad):
     with pytest.raises(NasError):
         DEFAULT.with_(**bad)
@@ -104,13 +105,15 @@ def test_search_flags_reach_the_trainer(monkeypatch):
 
     monkeypatch.setattr(train_mod, "train", spy)
     c = SearchConfig(space="resnet_like", limit=130, val_images=30, resolution=16, batch_size=16,
-                     warmup=0.2, label_smoothing=0.1, transform="stem:1", device="cpu")
+                     warmup=0.2, label_smoothing=0.1, transform="stem:1", precise_bn=32,
+                     weight_average=0.25, device="cpu")
     ev = TrainEvaluator(c, (3, 224, 224), "cpu")
     space = load_space("resnet_like")
     g = space.build(space.complete_cheapest({}))
     out = ev(g, lambda e, a: None)
     assert (seen["train"], seen["val"]) == (100, 30)
     assert (seen["warmup"], seen["label_smoothing"], seen["transform"]) == (0.2, 0.1, "stem:1")
+    assert (seen["precise_bn"], seen["weight_average"]) == (32, 0.25)
     proxy = train_mod.proxy_genotype(g, ev.dataset, "stem:1")
     assert out["proxy_macs"] == count(proxy).macs > count(train_mod.proxy_genotype(g, ev.dataset)).macs
 
@@ -131,7 +134,7 @@ def test_protocol_settings_are_stored_and_resuming_with_others_is_refused(tmp_pa
     assert (stored["warmup"], stored["label_smoothing"], stored["transform"], stored["val_images"],
             stored["signal"]) == (0.1, 0.05, "stem:1", 300, DEFAULT.signal)
     for change in ({"warmup": 0.0}, {"label_smoothing": 0.0}, {"transform": "none"},
-                   {"val_images": 200}, {"signal": next(s for s in SIGNALS if s != DEFAULT.signal)}):
+                   {"val_images": 200}, {"precise_bn": 100}, {"precise_bn": 100, "weight_average": 0.5}, {"signal": next(s for s in SIGNALS if s != DEFAULT.signal)}):
         base = dict(warmup=0.1, label_smoothing=0.05, transform="stem:1", val_images=300)
         with pytest.raises(StoreError, match="different settings"):
             run_search(config(**{**base, **change}, trials=2), evaluator=FakeEvaluator(),
@@ -152,7 +155,8 @@ def test_a_study_stored_before_the_protocol_settings_resumes_with_the_old_split(
     run_search(c, evaluator=FakeEvaluator(), space=TinySpace(), out=lambda s: None)
     store = TrialStore(tmp_path / "s.db")
     old = {k: v for k, v in store.study("t")["config"].items()
-           if k not in ("val_images", "warmup", "label_smoothing", "transform", "signal")}
+           if k not in ("val_images", "warmup", "label_smoothing", "transform", "precise_bn",
+                        "weight_average", "signal")}
     store.close()
     con = sqlite3.connect(tmp_path / "s.db")
     con.execute("UPDATE nas_studies SET config = ? WHERE name = 't'", (json.dumps(old),))
@@ -160,12 +164,15 @@ def test_a_study_stored_before_the_protocol_settings_resumes_with_the_old_split(
     con.close()
     _, then = study_config(TrialStore(tmp_path / "s.db"), "t")
     assert (then.val_images, then.warmup, then.transform, then.signal) == (400, 0.0, "none", "accuracy")
+    assert (then.precise_bn, then.weight_average) == (0, 0.0)
     run_search(SearchConfig(**{**c.__dict__, "trials": 2, "val_images": 400, "signal": "accuracy"}),
                evaluator=FakeEvaluator(), space=TinySpace(), out=lambda s: None)
 
 
 @pytest.mark.parametrize("args, says", [
     (["--warmup", "1"], "--warmup: must be a fraction in [0, 1)"),
+    (["--precise-bn", "-5"], "--precise-bn: must be an integer >= 0"),
+    (["--weight-average", "0.5"], "weight_average needs precise_bn > 0"),
     (["--label-smoothing", "nan"], "--label-smoothing: expected a finite number"),
     (["--transform", "stem:9"], "--transform: invalid choice"),
     (["--signal", "top5"], "--signal: invalid choice"),

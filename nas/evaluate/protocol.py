@@ -33,6 +33,8 @@ class Protocol:
     warmup: float = 0.0            # fraction of the training steps with a linear lr ramp
     label_smoothing: float = 0.0
     transform: str = "none"        # resolution transform (nas.evaluate.train.TRANSFORMS)
+    precise_bn: int = 0            # training images the BN statistics are recomputed on (0: off)
+    weight_average: float = 0.0    # fraction of the last steps whose weights are averaged
     signal: str = "accuracy"       # one of SIGNALS
 
     def __post_init__(self):
@@ -57,7 +59,12 @@ class Protocol:
             raise NasError(f"protocol warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if not 0 <= self.label_smoothing < 1:
             raise NasError(f"protocol label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        from nas.evaluate.train import TRANSFORMS
+        from nas.evaluate.train import TRANSFORMS, _check_averaging
+
+        try:
+            _check_averaging(self.precise_bn, self.weight_average)
+        except NasError as e:
+            raise NasError(f"protocol {e}") from None
 
         if self.transform not in TRANSFORMS:
             raise NasError(f"protocol transform must be one of {', '.join(TRANSFORMS)}, got {self.transform!r}")
@@ -93,7 +100,8 @@ class Protocol:
         """The keyword arguments of :func:`nas.evaluate.train.train` this protocol sets."""
         return dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                     momentum=self.momentum, weight_decay=self.weight_decay, warmup=self.warmup,
-                    label_smoothing=self.label_smoothing, transform=self.transform)
+                    label_smoothing=self.label_smoothing, transform=self.transform,
+                    precise_bn=self.precise_bn, weight_average=self.weight_average)
 
     def train_image_passes(self) -> int:
         """Training compute in image passes (epochs x training images): the cost unit of

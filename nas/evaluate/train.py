@@ -141,7 +141,8 @@ def train(genotype: Genotype, dataset: Dataset, *, epochs: int = 1, batch_size: 
           device: str = "cpu", on_epoch: Callable[[int, float], None] | None = None,
           max_train_batches: int | None = None, channels_last: bool | None = None,
           aux_weight: float = 0.4, eval_batch_size: int = 1000, warmup: float = 0.0,
-          label_smoothing: float = 0.0, transform: str = "none",
+          label_smoothing: float = 0.0, transform: str = "none", precise_bn: int = 0,
+          weight_average: float = 0.0,
           clock: Callable[[], float] = time.perf_counter) -> TrainResult:
     """Train ``genotype`` on ``dataset`` and return the validation accuracy per epoch.
 
@@ -152,7 +153,14 @@ def train(genotype: Genotype, dataset: Dataset, *, epochs: int = 1, batch_size: 
     ``warmup``: the fraction of all steps over which the learning rate ramps up linearly
     before the cosine decay; ``label_smoothing`` applies to the training loss only (the
     validation loss is plain cross-entropy). ``transform``: the resolution transform
-    (:data:`TRANSFORMS`); the proxy costs are those of the transformed genotype. Raises :class:`TrialFailure` on NaN/inf loss or out of memory.
+    (:data:`TRANSFORMS`); the proxy costs are those of the transformed genotype.
+    ``precise_bn``: before each validation, the batch-norm statistics are recomputed over this
+    many training images (forward passes in training mode, batches of ``batch_size``, equal
+    weight per batch) instead of the running averages of the last steps; 0 keeps those.
+    ``weight_average``: the model validated after the last epoch holds the mean of the weights
+    after each of the last ``weight_average`` fraction of all steps (stochastic weight
+    averaging; needs ``precise_bn``, since averaged weights need their own statistics).
+    Raises :class:`TrialFailure` on NaN/inf loss or out of memory.
     """
     import torch
 
@@ -161,6 +169,7 @@ def train(genotype: Genotype, dataset: Dataset, *, epochs: int = 1, batch_size: 
         raise NasError(f"warmup must be a fraction in [0, 1), got {warmup!r}")
     if not (isinstance(label_smoothing, (int, float)) and 0 <= label_smoothing < 1):
         raise NasError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+    _check_averaging(precise_bn, weight_average)
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     layout = torch.channels_last if channels_last is None or channels_last \
@@ -175,7 +184,8 @@ def train(genotype: Genotype, dataset: Dataset, *, epochs: int = 1, batch_size: 
                        momentum=momentum, weight_decay=weight_decay, seed=seed, dev=dev,
                        layout=layout, on_epoch=on_epoch, max_train_batches=max_train_batches,
                        aux_weight=aux_weight, eval_batch_size=eval_batch_size, clock=clock,
-                       warmup=warmup, label_smoothing=label_smoothing)
+                       warmup=warmup, label_smoothing=label_smoothing,
+                       precise_bn=precise_bn, weight_average=weight_average)
     except (torch.OutOfMemoryError, MemoryError) as e:
         raise _oom(e, dev, batch_size) from None
     except RuntimeError as e:
@@ -205,9 +215,19 @@ def _check_args(epochs, batch_size, lr, max_train_batches) -> None:
         raise NasError(f"max_train_batches must be an int >= 1 or None, got {max_train_batches!r}")
 
 
+def _check_averaging(precise_bn, weight_average) -> None:
+    if not isinstance(precise_bn, int) or isinstance(precise_bn, bool) or precise_bn < 0:
+        raise NasError(f"precise_bn must be an int >= 0 (training images), got {precise_bn!r}")
+    if not (isinstance(weight_average, (int, float)) and 0 <= weight_average < 1):
+        raise NasError(f"weight_average must be a fraction in [0, 1), got {weight_average!r}")
+    if weight_average > 0 and precise_bn == 0:
+        raise NasError("weight_average needs precise_bn > 0: averaged weights need batch-norm "
+                       "statistics of their own (e.g. precise_bn=400)")
+
+
 def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay, seed, dev,
          layout, on_epoch, max_train_batches, aux_weight, eval_batch_size, clock, warmup=0.0,
-         label_smoothing=0.0):
+         label_smoothing=0.0, precise_bn=0, weight_average=0.0):
     import torch
     import torch.nn.functional as F
 
@@ -230,6 +250,9 @@ def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay
     gen = torch.Generator().manual_seed(seed)
     x_all, y_all = data.train_x, data.train_y
     history, timing = [], []
+    total_steps = epochs * steps
+    average_from = total_steps - round(weight_average * total_steps) if weight_average else None
+    averaged, n_averaged = None, 0
     with torch.random.fork_rng(devices=[dev.index or 0] if cuda else []):
         torch.manual_seed(seed)  # dropout and other in-model randomness
         for epoch in range(1, epochs + 1):
@@ -254,7 +277,10 @@ def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay
                 else:
                     loss.backward()
                     opt.step()
-                group["lr"] = lrs[(epoch - 1) * steps + step + 1]
+                done = (epoch - 1) * steps + step + 1
+                group["lr"] = lrs[done]
+                if average_from is not None and done > average_from:
+                    averaged, n_averaged = _accumulate(model, averaged, n_averaged)
                 if cuda:  # accumulate on the device; each check syncs, so check now and then
                     total += loss.detach()
                     if (step + 1) % CUDA_CHECK_EVERY == 0 or step + 1 == steps:
@@ -262,6 +288,11 @@ def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay
                 else:
                     total += loss.item()
                     _check_finite(total, epoch, step)
+            if averaged is not None and epoch == epochs:
+                _load_average(model, averaged)
+            if precise_bn:
+                recompute_bn(model, x_all, images=precise_bn, batch_size=bs, seed=seed,
+                             layout=layout, autocast=autocast)
             if cuda:
                 torch.cuda.synchronize(dev)
             t1 = clock()
@@ -274,6 +305,61 @@ def _fit(model, data: Dataset, *, epochs, batch_size, lr, momentum, weight_decay
             if on_epoch is not None:
                 on_epoch(epoch, acc)
     return history, timing
+
+
+def _accumulate(model, averaged, n):
+    """The running mean of the parameters, updated with the current ones."""
+    import torch
+
+    params = [p.detach() for p in model.parameters()]
+    if averaged is None:
+        return [p.clone() for p in params], 1
+    torch._foreach_lerp_(averaged, params, 1.0 / (n + 1))
+    return averaged, n + 1
+
+
+def _load_average(model, averaged) -> None:
+    import torch
+
+    with torch.no_grad():
+        for p, a in zip(model.parameters(), averaged):
+            p.copy_(a)
+
+
+def recompute_bn(model, x, *, images: int, batch_size: int, seed: int = 0, layout=None,
+                 autocast=nullcontext) -> None:
+    """Replace the running statistics of ``model``'s batch norms by their mean over ``images``
+    images of ``x`` (a seeded sample), fed in batches of ``batch_size`` in training mode without
+    gradients (precise BN: each batch weighs the same, the last partial batch is dropped)."""
+    import torch
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    bns = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    if not bns:
+        return
+    n = min(images, len(x))
+    bs = min(batch_size, n)
+    if bs < 2:
+        return
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n - n % bs]
+    idx = idx.to(x.device)
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative (equal-weight) mean over the batches
+    was_training = model.training
+    model.train()
+    try:
+        with torch.no_grad(), autocast():
+            for i in range(0, len(idx), bs):
+                xb = x.index_select(0, idx[i:i + bs])
+                if layout is torch.channels_last:
+                    xb = xb.contiguous(memory_format=layout)
+                model(xb)
+    finally:
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+        model.train(was_training)
 
 
 def lr_schedule(lr: float, total_steps: int, warmup: float = 0.0) -> list[float]:
