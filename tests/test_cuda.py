@@ -135,6 +135,8 @@ def test_costs_on_cuda_are_the_exact_counts(cuda_run, mnist, tiny_resnet):
 _OOM = """
 import math, torch
 from nas.evaluate.train import TrialFailure, train
+from nas.evaluate.data import load_dataset
+from nas.zoo.resnet import resnet
 data = load_dataset(limit=300, resolution=16)
 net = resnet("basic", (1, 1, 1, 1), widths=(16, 32, 64, 128), name="tiny_resnet")
 torch.cuda.set_per_process_memory_fraction(1e-5)  # ~0.85 MB of 80 GB: below one 2 MB segment
