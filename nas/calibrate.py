@@ -325,6 +325,11 @@ def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Proto
         pick = min(near, key=lambda r: (r["image_passes"], -r["kendall_one_seed"],
                                         -_finite(r["seed_kendall"]), r["seconds"]))
     ref_flat = [r for i in complete for r in ref_runs[i]]
+    ref_seed = {}
+    if reference_seeds >= 2 and len(complete) >= 3:
+        for sig in SIGNALS:
+            a, b = ([score(ref_runs[i][k], sig) for i in complete] for k in (0, 1))
+            ref_seed[sig] = {"kendall": kendall(a, b), "kendall_ci": bootstrap(kendall, a, b, reps=reps)}
     per_arch = []
     for i in range(len(archs)):
         entry = {"arch": i}
@@ -347,7 +352,9 @@ def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Proto
                           "at_chance": (sum(1 for r in ref_flat if r.get("error") or r["accuracy"] <= chance)
                                         / len(ref_flat)) if ref_flat else float("nan"),
                           "accuracy_range": [float(min(ref["accuracy"])), float(max(ref["accuracy"]))]
-                          if complete else None},
+                          if complete else None,
+                          # the reference's own noise floor (seed 0 vs seed 1; needs 2 seeds)
+                          "seed_kendall": ref_seed},
             "tolerance": tolerance, "max_chance": max_chance, "complete": complete}
 
 
@@ -378,6 +385,7 @@ def render(summary: dict, config: dict, archs: list[dict]) -> str:
              f"(CPU {_f(ref.get('cpu_seconds'), '{:.1f}')} s); ranked by its `{ref['signal']}`; "
              f"runs at chance: {_f(ref['at_chance'], '{:.0%}')}; accuracy range "
              f"{ref['accuracy_range'] and ' to '.join(f'{a:.3f}' for a in ref['accuracy_range'])}.",
+             *_reference_noise(ref, config),
              "",
              "## Candidates",
              "",
@@ -432,6 +440,20 @@ def render(summary: dict, config: dict, archs: list[dict]) -> str:
         lines.append(f"| {i} | {a['name']}{mark} | {a['macs'] / 1e6:,.0f}M | " + " | ".join(cells)
                      + f" | `{json.dumps(a['params'], sort_keys=True)}` |")
     return "\n".join(lines) + "\n"
+
+
+def _reference_noise(ref: dict, config: dict) -> list[str]:
+    """The reference's seed-to-seed line: how well one reference run ranks like another."""
+    seeds = ref.get("seed_kendall") or {}
+    if not seeds:
+        return ["", f"Reference seed-to-seed tau: not measured (it needs --reference-seeds 2; "
+                    f"this run has {config['reference_seeds']}). Without it, a low tau against the "
+                    "reference cannot be told apart from a noisy reference."]
+    parts = ", ".join(f"{sig} {v['kendall']:+.3f} {_ci(v['kendall_ci'])}" for sig, v in seeds.items())
+    return ["", f"Reference seed-to-seed tau (seed 0 vs seed 1 of the reference itself): {parts}. "
+                "This is the reference's own noise floor: a candidate cannot be expected to rank "
+                "like one reference run much better than another reference run does; the "
+                "seed-averaged reference above is less noisy than either run."]
 
 
 _TABLE_HEAD = ("| candidate | signal | image passes | s/run | CPU s | tau [95% CI] | rho [95% CI] | "

@@ -48,6 +48,15 @@ def test_calibrate_runs_reports_and_resumes(tmp_path, tiny_space, capsys):
     assert calibrate.main(argv) == 0                   # resumed: nothing left to train
     assert "20 of 20 runs already" in capsys.readouterr().out
     assert len((out / "trials.jsonl").read_text().splitlines()) == 20
+    assert "Reference seed-to-seed tau: not measured" in report
+    # a second reference seed: only those runs are trained, and the reference's own noise
+    # floor (seed 0 vs seed 1) is reported
+    assert calibrate.main(argv + ["--reference-seeds", "2"]) == 0
+    assert len((out / "trials.jsonl").read_text().splitlines()) == 24
+    noise = json.loads((out / "summary.json").read_text())["reference"]["seed_kendall"]
+    assert set(noise) == {"accuracy", "val_loss"}
+    assert all(-1 <= v["kendall"] <= 1 or math.isnan(v["kendall"]) for v in noise.values())
+    assert "Reference seed-to-seed tau (seed 0 vs seed 1" in (out / "report.md").read_text()
 
 
 def test_reference_must_be_ten_times_the_candidates(tmp_path, tiny_space, capsys):
