@@ -12,8 +12,9 @@ seed-averaged score against the reference, with bootstrap 95% intervals over arc
 the one-seed tau (each seed alone against the reference: what a search that trains each
 architecture once gets); the seed-to-seed tau (the noise floor, with its interval); the share
 of runs at chance (accuracy <= 2/classes); and wall and CPU seconds per trial (CPU seconds do
-not grow with the machine's load). It recommends the cheapest candidate whose one-seed tau is
-within ``--tolerance`` of the best, and writes ``report.md``, ``chart.png`` (matplotlib, when
+not grow with the machine's load). It judges each candidate and signal by the smaller of its
+one-seed tau and its seed tau, and recommends the cheapest whose judgement is within
+``--tolerance`` of the best, and writes ``report.md``, ``chart.png`` (matplotlib, when
 installed) and ``summary.json`` beside ``trials.jsonl``, which holds every run and makes the
 command resumable: re-running it trains only what is missing. Protocols are ``key=value`` lists over
 :class:`nas.evaluate.protocol.Protocol` fields, starting from ``DEFAULT``.
@@ -90,13 +91,19 @@ def bootstrap(fn, x, y, *, reps: int = 1000, seed: int = 0) -> tuple[float, floa
 
 # ---------------------------------------------------------------- running
 def score(run: dict, signal: str) -> float:
-    """A run's score under ``signal``, higher is better (a failed run scores worst)."""
+    """A run's score under ``signal``, higher is better (a failed or diverged run scores
+    worst; NaN when the run did not record what the signal needs, e.g. its training loss)."""
+    from nas import quality
+
     if run.get("error"):
         return -math.inf
-    if signal == "accuracy":
-        return run["accuracy"]
-    v = run["val_loss"]
-    return -v if math.isfinite(v) else -math.inf
+    m = quality.metric(signal)
+    if signal != "accuracy" and not quality.is_number(run.get("val_loss")):
+        return -math.inf
+    v = m.value({**run, "epochs": run.get("history") or []})
+    if v is None:
+        return math.nan
+    return v if m.sense == quality.MAX else -v
 
 
 def _key(arch: str, protocol: Protocol, seed: int) -> str:
@@ -269,6 +276,8 @@ def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Proto
         at_chance = sum(1 for r in flat if r.get("error") or r["accuracy"] <= chance)
         n, out = len(subset), []
         for sig in SIGNALS:
+            if any(math.isnan(score(r, sig)) for r in flat):
+                continue                  # runs recorded before the signal's inputs were
             mean = np.array([np.mean([score(r, sig) for r in per[i]]) for i in subset])
             row = {"candidate": name, "signal": sig, "protocol": p.to_dict(), "archs": n,
                    "image_passes": p.train_image_passes(),
@@ -314,21 +323,26 @@ def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Proto
     ref_time = float(np.mean([r["seconds"] for i in complete for r in ref_runs[i]])) if complete else float("nan")
     # eligible: a finite tau and at most max_chance of the runs at chance (a protocol that
     # leaves architectures untrained ranks trainability, whatever its tau on this sample).
-    # Judged by the one-seed tau: a search trains each architecture once, so the ranking it
-    # gets is one seed's, not the seed average's. Ties in cost (training image passes) go to
-    # the better ranking; seconds per run come last (they depend on the load of the moment).
-    finite = [r for r in rows if math.isfinite(r["kendall_one_seed"]) and r["at_chance"] <= max_chance]
-    best = max(finite, key=lambda r: r["kendall_one_seed"]) if finite else None
+    # Judged by the weaker of two taus (see trust()): the one-seed tau (a search trains each
+    # architecture once, so the ranking it gets is one seed's, not the seed average's) and the
+    # seed-to-seed tau (whether another seed would rank alike). Ties in cost (training image
+    # passes) go to the better trust; seconds per run come last (they follow the load).
+    for r in rows:
+        r["trust"] = trust(r)
+    finite = [r for r in rows if math.isfinite(r["trust"]) and r["at_chance"] <= max_chance]
+    best = max(finite, key=lambda r: r["trust"]) if finite else None
     pick = None
     if best is not None:
-        near = [r for r in finite if r["kendall_one_seed"] >= best["kendall_one_seed"] - tolerance]
-        pick = min(near, key=lambda r: (r["image_passes"], -r["kendall_one_seed"],
-                                        -_finite(r["seed_kendall"]), r["seconds"]))
+        near = [r for r in finite if r["trust"] >= best["trust"] - tolerance]
+        pick = min(near, key=lambda r: (r["image_passes"], -r["trust"], -r["kendall_one_seed"],
+                                        r["seconds"]))
     ref_flat = [r for i in complete for r in ref_runs[i]]
     ref_seed = {}
     if reference_seeds >= 2 and len(complete) >= 3:
         for sig in SIGNALS:
             a, b = ([score(ref_runs[i][k], sig) for i in complete] for k in (0, 1))
+            if any(math.isnan(x) for x in a + b):
+                continue
             ref_seed[sig] = {"kendall": kendall(a, b), "kendall_ci": bootstrap(kendall, a, b, reps=reps)}
     per_arch = []
     for i in range(len(archs)):
@@ -343,8 +357,9 @@ def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Proto
         per_arch.append(entry)
     return {"archs_total": len(archs), "archs_complete": len(complete), "rows": rows,
             "partial": partial, "per_arch": per_arch,
-            "best": best and {k: best[k] for k in ("candidate", "signal", "kendall", "kendall_one_seed")},
-            "recommended": pick and {k: pick[k] for k in ("candidate", "signal", "kendall",
+            "best": best and {k: best[k] for k in ("candidate", "signal", "kendall", "kendall_one_seed",
+                                                   "trust")},
+            "recommended": pick and {k: pick[k] for k in ("candidate", "signal", "kendall", "trust",
                                                           "kendall_one_seed", "seed_kendall", "seconds")},
             "reference": {"protocol": reference.to_dict(), "signal": reference_signal,
                           "seconds": ref_time, "cpu_seconds": _cpu(ref_flat),
@@ -358,8 +373,12 @@ def analyse(archs, runs: dict, candidates: dict[str, Protocol], reference: Proto
             "tolerance": tolerance, "max_chance": max_chance, "complete": complete}
 
 
-def _finite(x: float) -> float:
-    return x if math.isfinite(x) else -math.inf
+def trust(row: dict) -> float:
+    """What a candidate is judged by: the smaller of its one-seed tau against the reference
+    and its seed-to-seed tau (the one-seed tau alone when it ran one seed). A protocol is as
+    trustworthy as the weaker of the two: ranking like the long run, and ranking alike again."""
+    one, seed = row["kendall_one_seed"], row["seed_kendall"]
+    return min(one, seed) if math.isfinite(seed) else one
 
 
 def _f(x, fmt="{:+.3f}") -> str:
@@ -412,13 +431,15 @@ def render(summary: dict, config: dict, archs: list[dict]) -> str:
     rec = summary["recommended"]
     lines += ["", "## Recommendation", ""]
     if rec:
-        lines.append(f"Among candidates with at most {summary['max_chance']:.0%} of runs at chance, "
-                     f"the cheapest in training image passes (then the better one-seed tau, seed "
-                     f"tau, seconds per run) within {summary['tolerance']} one-seed tau of the best "
-                     f"({summary['best']['candidate']}/{summary['best']['signal']}, one-seed tau "
-                     f"{summary['best']['kendall_one_seed']:+.3f}): **{rec['candidate']} ranked by "
-                     f"{rec['signal']}** (one-seed tau {rec['kendall_one_seed']:+.3f}, seed-averaged "
-                     f"tau {rec['kendall']:+.3f}, seed tau {_f(rec['seed_kendall'])}, "
+        lines.append(f"Each candidate and signal is judged by the smaller of its one-seed tau and "
+                     f"its seed tau (ranking like the reference, and ranking alike under another "
+                     f"seed). Among candidates with at most {summary['max_chance']:.0%} of runs at "
+                     f"chance, the cheapest in training image passes (then the better judgement, "
+                     f"one-seed tau, seconds per run) within {summary['tolerance']} of the best "
+                     f"({summary['best']['candidate']}/{summary['best']['signal']}, "
+                     f"{summary['best']['trust']:+.3f}): **{rec['candidate']} ranked by "
+                     f"{rec['signal']}** (one-seed tau {rec['kendall_one_seed']:+.3f}, seed tau "
+                     f"{_f(rec['seed_kendall'])}, seed-averaged tau {rec['kendall']:+.3f}, "
                      f"{rec['seconds']:.1f} s per run). The one-seed tau is what a search, which "
                      "trains each architecture once, gets.")
     else:
@@ -496,7 +517,8 @@ def _protocol_text(p: dict) -> str:
 
 
 def chart(summary: dict, path: Path) -> bool:
-    """tau vs seconds per run, one point per candidate and signal; False without matplotlib."""
+    """tau vs CPU seconds per run (wall seconds for runs recorded without them), one point per
+    candidate and signal; False without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -504,24 +526,27 @@ def chart(summary: dict, path: Path) -> bool:
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for sig, marker in zip(SIGNALS, ("o", "s")):
+    cost = lambda r: r["cpu_seconds"] if math.isfinite(r.get("cpu_seconds", math.nan)) \
+        else r["seconds"]  # noqa: E731
+    cpu = all(math.isfinite(r.get("cpu_seconds", math.nan)) for r in summary["rows"])
+    for sig, marker in zip(SIGNALS, ("o", "s", "^")):
         rows = [r for r in summary["rows"] if r["signal"] == sig and math.isfinite(r["kendall"])]
         if not rows:
             continue
-        x = [r["seconds"] for r in rows]
+        x = [cost(r) for r in rows]
         y = [r["kendall"] for r in rows]
         err = [[max(0.0, r["kendall"] - r["kendall_ci"][0]) for r in rows],
                [max(0.0, r["kendall_ci"][1] - r["kendall"]) for r in rows]]
         ax.errorbar(x, y, yerr=err, fmt=marker, capsize=3, label=f"ranked by {sig}")
         for r in rows:
-            ax.annotate(r["candidate"], (r["seconds"], r["kendall"]), fontsize=7,
+            ax.annotate(r["candidate"], (cost(r), r["kendall"]), fontsize=7,
                         xytext=(4, 2), textcoords="offset points")
         seed = [r["seed_kendall"] for r in rows if math.isfinite(r["seed_kendall"])]
-        if seed and sig == "val_loss":
-            ax.scatter([r["seconds"] for r in rows if math.isfinite(r["seed_kendall"])], seed,
-                       marker="x", color="grey", label="seed-to-seed tau (val_loss)")
+        if seed and sig == DEFAULT.signal:
+            ax.scatter([cost(r) for r in rows if math.isfinite(r["seed_kendall"])], seed,
+                       marker="x", color="grey", label=f"seed-to-seed tau ({sig})")
     ax.axhline(0.7, color="red", lw=0.8, ls="--", label="tau 0.7")
-    ax.set_xlabel("seconds per training run")
+    ax.set_xlabel("CPU seconds per training run" if cpu else "seconds per training run")
     ax.set_ylabel("Kendall tau vs reference")
     ax.set_title(f"{summary['archs_complete']} architectures")
     ax.legend(fontsize=8)
@@ -625,6 +650,7 @@ def _main(argv=None) -> int:
     if rec:
         print(f"recommended: {rec['candidate']} ranked by {rec['signal']} "
               f"(one-seed Kendall tau {rec['kendall_one_seed']:+.3f} vs the reference, "
+              f"seed tau {_f(rec['seed_kendall'])}, "
               f"seed-averaged {rec['kendall']:+.3f}, {rec['seconds']:.1f} s per run)")
     return 0
 

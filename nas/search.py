@@ -165,6 +165,7 @@ class TrainEvaluator:
                       label_smoothing=c.label_smoothing, transform=c.transform,
                       precise_bn=c.precise_bn, weight_average=c.weight_average)
             out.update(accuracy=r.accuracy, val_loss=r.val_loss,
+                       train_loss=r.history[-1]["train_loss"],
                        proxy_params=r.proxy_params, proxy_macs=r.proxy_macs, epochs=r.history)
         if "latency" in c.objectives:
             from nas.evaluate.latency import measure_latency

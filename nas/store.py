@@ -24,13 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator, NoReturn
+from typing import Any, Iterator, NoReturn, Sequence
 
 from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text,
                         UniqueConstraint, create_engine, event, func, inspect, select, text, update)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, defer, mapped_column
 
 from nas.errors import NasError
 
@@ -110,6 +110,7 @@ class TrialRow(Base):
     proxy_macs: Mapped[int | None] = mapped_column(BigInteger)
     accuracy: Mapped[float | None] = mapped_column(Float)
     val_loss: Mapped[float | None] = mapped_column(Float)
+    train_loss: Mapped[float | None] = mapped_column(Float)  # last epoch's mean training loss
     proxy_score: Mapped[float | None] = mapped_column(Float)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
@@ -138,7 +139,8 @@ class EpochRow(Base):
 
 
 #: Metric columns a finished trial may carry (and a repeat copies from the trial it repeats).
-METRICS = ("accuracy", "val_loss", "proxy_score", "latency_ms", "proxy_params", "proxy_macs")
+METRICS = ("accuracy", "val_loss", "train_loss", "proxy_score", "latency_ms", "proxy_params",
+           "proxy_macs")
 
 
 @dataclass
@@ -445,13 +447,34 @@ def _widen_counts(engine: Engine) -> None:
                     conn.exec_driver_sql(f"ALTER TABLE {table} {verb} {col} {kind}")
 
 
-def _check_schema(engine: Engine, where: str, *, all_tables: bool) -> None:
-    """Raise StoreError when the database's nas tables lack columns this version reads (a
+#: Columns added after a table's first release: a writer adds them to an older store in place
+#: (nullable, so older rows read as "not measured"); a reader reads them as None.
+_ADDED = {"nas_trials": ("train_loss",)}
+
+
+def _add_columns(engine: Engine) -> None:
+    """ALTER an older store's tables to add the columns of :data:`_ADDED` they lack."""
+    with engine.begin() as conn:
+        insp = inspect(conn)
+        for table, cols in _ADDED.items():
+            if not insp.has_table(table):
+                continue
+            have = {c["name"] for c in insp.get_columns(table)}
+            for col in cols:
+                if col not in have:
+                    kind = Base.metadata.tables[table].c[col].type.compile(engine.dialect)
+                    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
+
+
+def _check_schema(engine: Engine, where: str, *, all_tables: bool) -> list[str]:
+    """The columns of :data:`_ADDED` the store lacks (an older store: a writer adds them, a
+    reader reads them as None); raise StoreError when the database's nas tables lack columns this version reads (a
     store written by an older nas), instead of failing later with a SQL traceback. Missing
     tables are created by writers; ``all_tables`` (readers) requires those of this module
     (tables other modules add, e.g. nas_baselines, are optional)."""
     insp = inspect(engine)
     have_tables = set(insp.get_table_names())
+    absent: list[str] = []
     own = {m.local_table.name for m in Base.registry.mappers if m.class_.__module__ == __name__}
     lacking = []
     for table in Base.metadata.sorted_tables:
@@ -460,11 +483,15 @@ def _check_schema(engine: Engine, where: str, *, all_tables: bool) -> None:
                 lacking.append(f"table {table.name}")
             continue
         have = {c["name"] for c in insp.get_columns(table.name)}
-        lacking += [f"{table.name}.{c.name}" for c in table.columns if c.name not in have]
+        added = _ADDED.get(table.name, ())
+        lacking += [f"{table.name}.{c.name}" for c in table.columns
+                    if c.name not in have and c.name not in added]
+        absent += [c for c in added if c not in have]
     if lacking:
         raise StoreError(f"{where} was written by another version of nas (it has no "
                          f"{', '.join(lacking[:4])}{', ...' if len(lacking) > 4 else ''}); "
                          "pass --storage with a new database")
+    return absent
 
 
 class TrialStore:
@@ -482,6 +509,7 @@ class TrialStore:
         #: The URL with its password masked: the only form to print, log or store.
         self.display_url = mask_url(self.url)
         self.readonly = readonly
+        self._absent: list[str] = []  # added columns an older store lacks (readers only)
         self.backend = backend = make_url(self.url).get_backend_name()
         if backend == "sqlite" and is_memory(self.url):
             raise StoreError("an in-memory SQLite database lives in one connection and is lost "
@@ -517,12 +545,13 @@ class TrialStore:
             if readonly:
                 if not inspect(self.engine).has_table(StudyRow.__tablename__):
                     raise StoreError(f"no nas study in {where}; pass the --storage of a search")
-                _check_schema(self.engine, where, all_tables=True)
+                self._absent = _check_schema(self.engine, where, all_tables=True)
             else:
                 _check_schema(self._write_engine, where, all_tables=False)
                 with self.lock():  # concurrent CREATE TABLEs race on PostgreSQL's catalog
                     Base.metadata.create_all(self._write_engine)
                     _widen_counts(self._write_engine)
+                    _add_columns(self._write_engine)
         except StoreError:
             self.engine.dispose()
             raise
@@ -854,7 +883,8 @@ class TrialStore:
             sid = self._study_id(s, study_name)
             rows = s.scalars(select(TrialRow).where(TrialRow.study_id == sid,
                                                     TrialRow.number > since)
-                             .order_by(TrialRow.number)).all()
+                             .order_by(TrialRow.number)
+                             .options(*[defer(getattr(TrialRow, c)) for c in self._absent])).all()
             epochs: dict[int, list[dict]] = {}
             ids = [r.id for r in rows]
             if ids:
@@ -863,7 +893,7 @@ class TrialStore:
                     epochs.setdefault(e.trial_id, []).append(
                         {"epoch": e.epoch, "val_accuracy": e.val_accuracy, "val_loss": e.val_loss,
                          "train_loss": e.train_loss, "seconds": e.seconds})
-            return [_trial_dict(r, epochs.get(r.id, [])) for r in rows]
+            return [_trial_dict(r, epochs.get(r.id, []), self._absent) for r in rows]
 
     def trial(self, study_name: str, number: int) -> dict:
         """One trial by number; StoreError when absent."""
@@ -944,13 +974,13 @@ def _copy_result(owner: TrialRow, row: TrialRow, now: datetime) -> None:
 
 
 _FIELDS = ("number", "state", "params", "genotype", "genotype_hash", "seed_name", "target_params",
-           "target_macs", "proxy_params", "proxy_macs", "accuracy", "val_loss", "proxy_score",
-           "latency_ms", "error", "interrupted", "feasible", "retry_of", "duplicate_of",
+           "target_macs", "proxy_params", "proxy_macs", "accuracy", "val_loss", "train_loss",
+           "proxy_score", "latency_ms", "error", "interrupted", "feasible", "retry_of", "duplicate_of",
            "started_at", "finished_at", "duration_s", "worker")
 
 
-def _trial_dict(row: TrialRow, epochs: list[dict]) -> dict:
-    out = {k: getattr(row, k) for k in _FIELDS}
+def _trial_dict(row: TrialRow, epochs: list[dict], absent: Sequence[str] = ()) -> dict:
+    out = {k: None if k in absent else getattr(row, k) for k in _FIELDS}
     out["params"] = dict(row.params or {})
     out["epochs"] = epochs
     out["trial_id"] = row.id

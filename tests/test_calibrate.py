@@ -33,7 +33,7 @@ def test_calibrate_runs_reports_and_resumes(tmp_path, tiny_space, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["archs_complete"] == 4
     table = {(r["candidate"], r["signal"]) for r in summary["rows"]}
-    assert table == {(c, s) for c in ("small", "warm") for s in ("accuracy", "val_loss")}
+    assert table == {(c, s) for c in ("small", "warm") for s in ("accuracy", "val_loss", "train_val_loss")}
     for r in summary["rows"]:
         assert -1 <= r["kendall"] <= 1 and r["kendall_ci"][0] <= r["kendall_ci"][1]
         assert r["image_passes"] == 40 and 0 <= r["at_chance"] <= 1
@@ -54,7 +54,7 @@ def test_calibrate_runs_reports_and_resumes(tmp_path, tiny_space, capsys):
     assert calibrate.main(argv + ["--reference-seeds", "2"]) == 0
     assert len((out / "trials.jsonl").read_text().splitlines()) == 24
     noise = json.loads((out / "summary.json").read_text())["reference"]["seed_kendall"]
-    assert set(noise) == {"accuracy", "val_loss"}
+    assert set(noise) == {"accuracy", "val_loss", "train_val_loss"}
     assert all(-1 <= v["kendall"] <= 1 or math.isnan(v["kendall"]) for v in noise.values())
     assert "Reference seed-to-seed tau (seed 0 vs seed 1" in (out / "report.md").read_text()
 

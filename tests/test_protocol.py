@@ -188,3 +188,39 @@ def test_bad_protocol_flags_exit_2_in_one_line(tmp_path, capsys, args, says):
     assert rc == 2, err
     assert says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "s.db").exists()
+
+
+def test_a_search_ranked_by_train_val_loss_stores_the_training_loss_and_ranks_by_the_mean(tmp_path):
+    """--signal train_val_loss end to end (store, Optuna, summary): the trials carry their
+    training loss, the study's best is the lowest geometric mean, and Optuna got that value."""
+    import optuna
+
+    from tests.test_search import TinySpace
+
+    from nas import quality
+    from nas.cost import count
+    from nas.search import SearchConfig, run_search
+    from nas.store import TrialStore
+
+    def evaluator(genotype, on_epoch):
+        macs = count(genotype).macs
+        val, tr = 1e5 / macs, macs / 1e5          # opposite orders: the mean decides
+        on_epoch(1, 0.5)
+        return {"accuracy": 0.5, "val_loss": val,
+                "epochs": [{"epoch": 1, "val_accuracy": 0.5, "val_loss": val, "train_loss": tr ** 2}]}
+
+    c = SearchConfig(space="tiny", budget="300K", trials=4, workers=1, storage=str(tmp_path / "s.db"),
+                     study="t", signal="train_val_loss")
+    run_search(c, evaluator=evaluator, space=TinySpace(), out=lambda s: None)
+    store = TrialStore(tmp_path / "s.db")
+    trials = [t for t in store.trials("t") if t["state"] == "COMPLETE"]
+    trained = [t for t in trials if t["duplicate_of"] is None]
+    assert trained and all(t["train_loss"] == t["epochs"][-1]["train_loss"] for t in trained)
+    assert all(t["train_loss"] is not None for t in trials)     # repeats copy it too
+    best = quality.best(trials, "train_val_loss")
+    assert best["number"] == min(trials, key=lambda t: (t["val_loss"] * t["train_loss"]) ** 0.5)["number"]
+    assert quality.study_metric(store.study("t")).name == "train_val_loss"
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 's.db'}")
+    done = {t.user_attrs["nas_number"]: t.values[0] for t in study.trials if t.values}
+    for t in trials:
+        assert done[t["number"]] == pytest.approx(quality.train_val_loss(t))

@@ -22,6 +22,19 @@ def test_metrics_name_their_key_and_direction():
     assert quality.metric(naswot) is naswot
 
 
+def test_train_val_loss_is_the_geometric_mean_of_validation_and_training_loss():
+    tv = quality.metric("train_val_loss")
+    assert tv.direction == "minimize" and tv is quality.TRAIN_VAL_LOSS
+    assert tv.value(T(0, loss=0.4, train_loss=0.9)) == pytest.approx(0.6)
+    # a trial dict without the column (a baseline, an older store): its last epoch's
+    assert tv.value(T(0, loss=0.4, epochs=[{"train_loss": 2.0}, {"train_loss": 0.1}])) == \
+        pytest.approx(0.2)
+    assert tv.value(T(0, loss=0.4)) is None and tv.value(T(0, train_loss=0.4)) is None
+    trials = [T(0, loss=0.2, train_loss=0.8), T(1, loss=0.3, train_loss=0.3), T(2, loss=0.25)]
+    assert quality.best(trials, tv)["number"] == 1       # 0.3 < 0.4; trial 2 has no value
+    assert quality.best(trials, VAL_LOSS)["number"] == 0
+
+
 def test_values_are_finite_floats_or_none():
     assert ACCURACY.value({"accuracy": 1}) == 1.0
     for bad in (None, math.nan, math.inf, True, "0.5"):

@@ -13,8 +13,8 @@ import nas.store as store_module
 from nas.store import StoreError, TrialStore, normalize_url, worker_alive, worker_id
 
 KEYS = {"number", "state", "params", "genotype", "genotype_hash", "seed_name", "target_params",
-        "target_macs", "proxy_params", "proxy_macs", "accuracy", "val_loss", "proxy_score",
-        "latency_ms", "error", "interrupted", "feasible", "retry_of", "duplicate_of",
+        "target_macs", "proxy_params", "proxy_macs", "accuracy", "val_loss", "train_loss",
+        "proxy_score", "latency_ms", "error", "interrupted", "feasible", "retry_of", "duplicate_of",
         "started_at", "finished_at", "duration_s", "worker", "epochs"}
 
 

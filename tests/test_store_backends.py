@@ -219,3 +219,38 @@ def test_a_store_of_another_version_is_refused_in_one_line_and_left_alone(storag
         assert msg.endswith("pass --storage with a new database") and "\n" not in msg
     assert sorted(inspect(engine).get_table_names()) == ["nas_studies", "nas_trials"]
     engine.dispose()
+
+
+def test_a_store_from_before_train_loss_is_read_as_is_and_upgraded_by_a_writer(storage_url):
+    """Stores written before the train_loss column: readers see train_loss None and change
+    nothing; the next writer adds the column in place and keeps every trial."""
+    from sqlalchemy import create_engine, inspect
+
+    store = TrialStore(storage_url)
+    _open(store)
+    run = store.join("s")["id"]
+    slot = store.claim("s", run, None, params={"w": 1}, genotype="{}", genotype_hash="h",
+                       target_params=1, target_macs=2).trial_id
+    store.finish(slot, "COMPLETE", accuracy=0.5, val_loss=0.4,
+                 epochs=[{"epoch": 1, "val_accuracy": 0.5, "val_loss": 0.4, "train_loss": 0.9}])
+    store.close()
+    engine = create_engine(storage_url)
+    with engine.begin() as conn:                 # as the previous nas wrote it
+        conn.exec_driver_sql("ALTER TABLE nas_trials DROP COLUMN train_loss")
+    columns = lambda: {c["name"] for c in inspect(engine).get_columns("nas_trials")}  # noqa: E731
+    ro = TrialStore(storage_url, readonly=True)
+    (t,) = ro.trials("s")
+    assert (t["val_loss"], t["train_loss"], t["epochs"][0]["train_loss"]) == (0.4, None, 0.9)
+    from nas import quality
+
+    assert quality.metric("train_val_loss").value(t) == pytest.approx((0.4 * 0.9) ** 0.5)
+    ro.close()
+    assert "train_loss" not in columns()          # the reader wrote nothing
+    writer = TrialStore(storage_url)
+    assert "train_loss" in columns()
+    slot = writer.claim("s", writer.join("s")["id"], None, params={"w": 2}, genotype="{}",
+                        genotype_hash="h2", target_params=1, target_macs=2).trial_id
+    writer.finish(slot, "COMPLETE", accuracy=0.6, val_loss=0.3, train_loss=0.7)
+    assert [(x["val_loss"], x["train_loss"]) for x in writer.trials("s")] == [(0.4, None), (0.3, 0.7)]
+    writer.close()
+    engine.dispose()

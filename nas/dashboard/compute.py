@@ -589,10 +589,10 @@ def progress(trials: Sequence[dict], *, budget_macs: int | None = None,
 
 
 def learning_curves(trials: Sequence[dict], metric: str | Metric | None = None) -> list[dict]:
-    """Per-epoch validation accuracy (validation loss when ``metric`` is val_loss) of trials
+    """Per-epoch validation accuracy (validation loss when ``metric`` is a loss) of trials
     that recorded two or more epochs: [{"number", "state", "epoch": [...], "values": [...],
     "key"}], by trial number."""
-    key = "val_loss" if Q.metric(metric).name == "val_loss" else "val_accuracy"
+    key = "val_loss" if Q.metric(metric).name in ("val_loss", "train_val_loss") else "val_accuracy"
     out = []
     for t in sorted(trials, key=lambda t: t.get("number", 0)):
         eps = [e for e in t.get("epochs") or [] if is_number(e.get(key))]

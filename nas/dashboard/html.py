@@ -309,15 +309,15 @@ def _summary_block(trial: dict) -> str:
 
 
 COLUMNS = ("number", "state", "seed_name", "params", "target_params", "target_macs",
-           "proxy_macs", "accuracy", "val_loss", "proxy_score", "latency_ms", "duration_s",
-           "worker", "error")
+           "proxy_macs", "accuracy", "val_loss", "train_loss", "proxy_score", "latency_ms",
+           "duration_s", "worker", "error")
 #: Shown only when some trial has a value (a proxy study has no accuracy, and vice versa).
-OPTIONAL = ("val_loss", "proxy_score")
+OPTIONAL = ("val_loss", "train_loss", "proxy_score")
 
 HEADERS = {"number": "#", "seed_name": "seed", "params": "space params",
            "target_params": "params (target)", "target_macs": "MACs (target)",
            "proxy_macs": "MACs (proxy)", "latency_ms": "latency ms", "duration_s": "seconds",
-           "val_loss": "val loss", "proxy_score": "proxy score"}
+           "val_loss": "val loss", "train_loss": "train loss", "proxy_score": "proxy score"}
 
 
 def _cell(key: str, value: Any) -> str:

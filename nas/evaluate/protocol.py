@@ -13,8 +13,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 #: Ranking signals a protocol may name: "accuracy" (maximise the last epoch's validation
-#: accuracy) or "val_loss" (minimise the last epoch's mean validation cross-entropy).
-SIGNALS = ("accuracy", "val_loss")
+#: accuracy), "val_loss" (minimise the last epoch's mean validation cross-entropy) or
+#: "train_val_loss" (minimise the geometric mean of that and the last epoch's mean training
+#: loss: :func:`nas.quality.train_val_loss`).
+SIGNALS = ("accuracy", "val_loss", "train_val_loss")
 
 
 @dataclass(frozen=True)

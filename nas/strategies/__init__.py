@@ -30,6 +30,7 @@ class Evaluator(Protocol):
     Called as ``evaluator(genotype, on_epoch)`` with the target-spec genotype; ``on_epoch(epoch,
     val_accuracy)`` may be called after each training epoch (it may raise to stop early).
     Returns a dict with any of: ``accuracy``, ``val_loss`` (mean validation cross-entropy),
+    ``train_loss`` (the last epoch's mean training loss),
     ``proxy_score``, ``latency_ms``, ``proxy_params``, ``proxy_macs``, ``epochs`` (list of
     {"epoch", "val_accuracy", "val_loss", "train_loss", "seconds"}).
     """

@@ -180,8 +180,9 @@ class Driver:
 
             metrics = {k: result.get(k) for k in METRICS if result.get(k) is not None}
             epochs = result.get("epochs") or []
-            if "val_loss" not in metrics and epochs and epochs[-1].get("val_loss") is not None:
-                metrics["val_loss"] = epochs[-1]["val_loss"]
+            for k in ("val_loss", "train_loss"):
+                if k not in metrics and epochs and epochs[-1].get(k) is not None:
+                    metrics[k] = epochs[-1][k]
             missing = self._missing(metrics)
             if missing:
                 t = store.finish(live.trial_id, "FAIL", epochs=epochs, **metrics,
@@ -194,8 +195,9 @@ class Driver:
     def _missing(self, metrics: dict) -> list[str]:
         from nas import quality
 
-        need = {"accuracy": quality.metric(self.job.metric).key, "latency": "latency_ms"}
-        return [o for o in self.job.objectives if o in need and metrics.get(need[o]) is None]
+        have = {"accuracy": quality.metric(self.job.metric).value(metrics),
+                "latency": metrics.get("latency_ms")}
+        return [o for o in self.job.objectives if o in have and have[o] is None]
 
     def _told(self, trial, t: dict, interrupted: bool = False) -> None:
         if interrupted:

@@ -136,7 +136,7 @@ class Proposer:
 
         job = self.job
         worst = float("inf") if job.directions()[0] == "minimize" else 0.0
-        quality = t.get(quality.metric(job.metric).key) if t["feasible"] else worst
+        quality = quality.metric(job.metric).value(t) if t["feasible"] else worst
         table = {"accuracy": quality, "macs": t.get("target_macs"),
                  "params": t.get("target_params"),
                  "latency": t.get("latency_ms") if t["feasible"] else INFEASIBLE_LATENCY_MS}
@@ -176,7 +176,7 @@ def frozen_trial(job, t: dict, values: list[float] | None, private: bool = False
         state = TrialState.FAIL
     attrs = {} if private else {k: t[k] for k in (
         "number", "genotype_hash", "seed_name", "target_macs", "target_params", "accuracy",
-        "val_loss", "proxy_score", "duplicate_of", "retry_of") if t.get(k) is not None}
+        "val_loss", "train_loss", "proxy_score", "duplicate_of", "retry_of") if t.get(k) is not None}
     if not private:
         attrs = {("nas_number" if k == "number" else k): v for k, v in attrs.items()}
         if t.get("error"):
@@ -291,7 +291,7 @@ def _export_values(job, t: dict) -> list[float] | None:
         return None
     from nas import quality
 
-    table = {"accuracy": t.get(quality.metric(job.metric).key), "macs": t.get("target_macs"),
+    table = {"accuracy": quality.metric(job.metric).value(t), "macs": t.get("target_macs"),
              "params": t.get("target_params"), "latency": t.get("latency_ms")}
     values = [table[o] for o in job.objectives]
     return None if any(v is None for v in values) else [float(v) for v in values]
