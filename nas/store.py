@@ -450,6 +450,14 @@ def _widen_counts(engine: Engine) -> None:
 #: Columns added after a table's first release: a writer adds them to an older store in place
 #: (nullable, so older rows read as "not measured"); a reader reads them as None.
 _ADDED = {"nas_trials": ("train_loss",)}
+#: How an added column is filled for the rows already there: a trial's training loss is its
+#: last epoch's; a repeat's, that of the trial it repeats (as for the other metrics).
+_BACKFILL = {("nas_trials", "train_loss"): (
+    "UPDATE nas_trials SET train_loss = (SELECT e.train_loss FROM nas_epochs e "
+    "WHERE e.trial_id = nas_trials.id ORDER BY e.epoch DESC LIMIT 1)",
+    "UPDATE nas_trials SET train_loss = (SELECT o.train_loss FROM nas_trials o "
+    "WHERE o.study_id = nas_trials.study_id AND o.number = nas_trials.duplicate_of) "
+    "WHERE duplicate_of IS NOT NULL")}
 
 
 def _add_columns(engine: Engine) -> None:
@@ -464,6 +472,8 @@ def _add_columns(engine: Engine) -> None:
                 if col not in have:
                     kind = Base.metadata.tables[table].c[col].type.compile(engine.dialect)
                     conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
+                    for sql in _BACKFILL.get((table, col), ()):
+                        conn.exec_driver_sql(sql)
 
 
 def _check_schema(engine: Engine, where: str, *, all_tables: bool) -> list[str]:

@@ -223,7 +223,8 @@ def test_a_store_of_another_version_is_refused_in_one_line_and_left_alone(storag
 
 def test_a_store_from_before_train_loss_is_read_as_is_and_upgraded_by_a_writer(storage_url):
     """Stores written before the train_loss column: readers see train_loss None and change
-    nothing; the next writer adds the column in place and keeps every trial."""
+    nothing; the next writer adds the column in place, fills it from each trial's last epoch
+    and keeps every trial."""
     from sqlalchemy import create_engine, inspect
 
     store = TrialStore(storage_url)
@@ -251,6 +252,7 @@ def test_a_store_from_before_train_loss_is_read_as_is_and_upgraded_by_a_writer(s
     slot = writer.claim("s", writer.join("s")["id"], None, params={"w": 2}, genotype="{}",
                         genotype_hash="h2", target_params=1, target_macs=2).trial_id
     writer.finish(slot, "COMPLETE", accuracy=0.6, val_loss=0.3, train_loss=0.7)
-    assert [(x["val_loss"], x["train_loss"]) for x in writer.trials("s")] == [(0.4, None), (0.3, 0.7)]
+    # the trial stored before the column got its last epoch's training loss
+    assert [(x["val_loss"], x["train_loss"]) for x in writer.trials("s")] == [(0.4, 0.9), (0.3, 0.7)]
     writer.close()
     engine.dispose()
