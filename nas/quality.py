@@ -3,16 +3,16 @@
 The one place that knows how to score a trial record (a dict as
 :meth:`nas.store.TrialStore.trials` returns it, or an evaluator's metrics dict):
 
-==============  ==========  ===================================================
-metric          direction   value read from
-==============  ==========  ===================================================
-``accuracy``    maximize    ``trial["accuracy"]`` (last epoch's validation accuracy)
-``val_loss``    minimize    ``trial["val_loss"]`` (mean validation cross-entropy)
-``train_val_loss`` minimize ``sqrt(trial["val_loss"] * trial["train_loss"])``: the geometric
-                            mean of the validation loss and the last epoch's mean training
-                            loss (from ``trial["epochs"]`` when the trial has no ``train_loss``)
-a proxy name    maximize    ``trial["proxy_score"]`` (zero-cost proxy, e.g. ``naswot``)
-==============  ==========  ===================================================
+==================  ==========  ================================================================
+metric              direction   value read from
+==================  ==========  ================================================================
+``accuracy``        maximize    ``trial["accuracy"]`` (last epoch's validation accuracy)
+``val_loss``        minimize    ``trial["val_loss"]`` (mean validation cross-entropy)
+``train_val_loss``  minimize    ``sqrt(trial["val_loss"] * trial["train_loss"])``: the geometric
+                                mean of the validation loss and the last epoch's mean training
+                                loss (from ``trial["epochs"]`` when the trial has no train_loss)
+a proxy name        maximize    ``trial["proxy_score"]`` (zero-cost proxy, e.g. ``naswot``)
+==================  ==========  ================================================================
 
 The search's progress and summary, ``nas.export --best`` and the dashboards all go through
 :func:`metric`, :func:`best` and :func:`front`, so they agree on what "best" means.

@@ -478,8 +478,9 @@ def _add_columns(engine: Engine) -> None:
 
 def _check_schema(engine: Engine, where: str, *, all_tables: bool) -> list[str]:
     """The columns of :data:`_ADDED` the store lacks (an older store: a writer adds them, a
-    reader reads them as None); raise StoreError when the database's nas tables lack columns this version reads (a
-    store written by an older nas), instead of failing later with a SQL traceback. Missing
+    reader reads them as None); raise StoreError when the database's nas tables lack other
+    columns this version reads (a store written by another nas), instead of failing later
+    with a SQL traceback. Missing
     tables are created by writers; ``all_tables`` (readers) requires those of this module
     (tables other modules add, e.g. nas_baselines, are optional)."""
     insp = inspect(engine)
