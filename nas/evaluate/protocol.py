@@ -131,7 +131,8 @@ def parse_protocol(text: str, base: Protocol | None = None) -> Protocol:
         try:
             changes[key] = kind(value.strip()) if kind is not bool else value.strip() in ("1", "true")
         except ValueError:
-            raise NasError(f"bad protocol value {item!r}: {key} takes a {kind.__name__}") from None
+            raise NasError(f"bad protocol value {item!r}: {key} takes {'an' if kind is int else 'a'} "
+                           f"{kind.__name__}") from None
     return base.with_(**changes)
 
 
