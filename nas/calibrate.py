@@ -658,14 +658,35 @@ def _main(argv=None) -> int:
 def _archs(out: Path, request: dict, sample) -> list[dict]:
     """The architectures of this folder's calibration: those saved in ``archs.json`` when the
     request (space, budget, count, sample seed) is the same, so a resumed run keeps its
-    sample (and its runs' keys) even if sampling or hashing changed meanwhile."""
+    sample (and its runs' keys) even if sampling or hashing changed meanwhile. A larger
+    ``--archs`` extends the sample: the saved architectures stay as they are (the sampler
+    proposes them first again) and the new ones follow. Any other change of the request is
+    refused: the folder's runs belong to its sample."""
     saved, asked = out / "archs.json", out / "request.json"
-    if saved.exists() and (not asked.exists() or json.loads(asked.read_text()) == request):
-        return json.loads(saved.read_text())
-    archs = sample()
+    if saved.exists():
+        archs = json.loads(saved.read_text())
+        before = json.loads(asked.read_text()) if asked.exists() else None
+        if before is None or before == request:
+            return archs
+        if {**before, "archs": request["archs"]} != request or request["archs"] < before["archs"]:
+            raise NasError(f"{out} holds a calibration of {_request_text(before)}, not "
+                           f"{_request_text(request)}: use another --out (or a larger --archs "
+                           "to extend this one)")
+        more = sample()
+        if [a["params"] for a in more[:len(archs)]] != [a["params"] for a in archs]:
+            raise NasError(f"cannot extend {out}: the sampler no longer proposes its "
+                           f"{len(archs)} architectures first (the space changed); use another --out")
+        archs += more[len(archs):]
+    else:
+        archs = sample()
     saved.write_text(json.dumps(archs, indent=1))
     asked.write_text(json.dumps(request))
     return archs
+
+
+def _request_text(r: dict) -> str:
+    return (f"space {r['space']}, budget {r['budget']}, {r['archs']} sampled architectures, "
+            f"sample seed {r['sample_seed']}{'' if r.get('seed_nets', True) else ', no seed nets'}")
 
 
 def _classes(p: Protocol) -> int:

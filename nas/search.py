@@ -495,9 +495,10 @@ class Progress:
         """Print the summary, the Pareto table, the database path."""
         trials = job.store.trials(job.study)
         front = pareto(trials, self.metric)
-        extra = ", ".join(f"{n} {what}" for n, what in (
-            (summary.infeasible, "over-budget proposals"), (summary.repeats, "repeats of evaluated "
-                                                          "architectures")) if n)
+        extra = ", ".join(f"{n} {what if n > 1 else one}" for n, what, one in (
+            (summary.infeasible, "over-budget proposals", "over-budget proposal"),
+            (summary.repeats, "repeats of evaluated architectures",
+             "repeat of an evaluated architecture")) if n)
         self.out(f"\nthis run: {summary.complete + summary.failed + summary.pruned} trained trials "
                  f"in {_clock(seconds)} ({summary.complete} complete, {summary.failed} failed, "
                  f"{summary.pruned} pruned){'; not trained: ' + extra if extra else ''}"

@@ -127,3 +127,22 @@ def test_a_candidate_cut_short_is_reported_apart_on_its_own_architectures(tmp_pa
     assert {(r["candidate"], r["archs"]) for r in part["rows"]} == {("hot", 3), ("small", 3)}
     assert summary["recommended"]["candidate"] == "small"
     assert "### Partial: hot (3 of 5 architectures done)" in (out / "report.md").read_text()
+
+
+def test_a_larger_archs_extends_the_sample_and_another_request_is_refused(tmp_path, tiny_space, capsys):
+    out = tmp_path / "out"
+    base = ["--space", str(tiny_space), "--no-seed-nets", "--candidate", f"small:{SMALL}",
+            "--reference", "train_images=400,val_images=40,resolution=8,batch_size=20,epochs=1",
+            "--max-chance", "1", "--out", str(out)]
+    assert calibrate.main([*base, "--archs", "3"]) == 0
+    first = json.loads((out / "archs.json").read_text())
+    assert calibrate.main([*base, "--archs", "5"]) == 0
+    assert "9 of 15 runs already" in capsys.readouterr().out     # 3 archs x 3 runs were kept
+    extended = json.loads((out / "archs.json").read_text())
+    assert extended[:3] == first and len(extended) == 5
+    before = (out / "archs.json").read_bytes()
+    for other in (["--archs", "4"], ["--archs", "5", "--sample-seed", "1"]):
+        assert calibrate.main([*base, *other]) == 2
+        err = capsys.readouterr().err
+        assert "holds a calibration of" in err and len(err.strip().splitlines()) == 1
+    assert (out / "archs.json").read_bytes() == before
