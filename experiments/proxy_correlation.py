@@ -109,10 +109,15 @@ def run(args) -> dict:
     md = render(table, rows, config, data.summary(), screen)
     result = {"config": config, "dataset": data.summary(), "table": table,
               "default_screen": screen, "rows": rows, "markdown": md}
-    out.with_suffix(".md").write_text(md)
+    _save(out, result)
+    return result
+
+
+def _save(out: Path, result: dict) -> None:
+    """``<out>.md`` (the report) and ``<out>.json`` (everything else)."""
+    out.with_suffix(".md").write_text(result["markdown"])
     out.with_suffix(".json").write_text(json.dumps({k: v for k, v in result.items()
                                                     if k != "markdown"}, indent=1))
-    return result
 
 
 def _evaluate_all(todo, args):
@@ -280,10 +285,12 @@ CAL_TARGETS = {"default_accuracy": ("default", "accuracy"), "default_neg_val_los
                "reference_neg_val_loss": ("reference", "val_loss")}
 
 
-def same(p: dict, q: dict) -> bool:
-    """Two protocols train alike: equal but for the ranking signal (a run stores both)."""
-    return ({k: v for k, v in p.items() if k != "signal"}
-            == {k: v for k, v in q.items() if k != "signal"})
+def trains_as(p: dict) -> str:
+    """A stored protocol's identity as a run: all but the ranking signal (a run stores both
+    signals), fields a row predates read as their (off) defaults, as nas.calibrate reads them."""
+    from nas.calibrate import stored_protocol, training_fields
+
+    return json.dumps(training_fields(stored_protocol(p)), sort_keys=True)
 
 
 def calibration_targets(archs: list[dict], runs: list[dict], default: dict,
@@ -291,13 +298,13 @@ def calibration_targets(archs: list[dict], runs: list[dict], default: dict,
     """Per architecture (by its index in ``archs``): the seed-mean score under the ``default``
     protocol and under ``reference`` (protocol dicts as stored in trials.jsonl), val_loss
     negated; None where a protocol has no finished run of that architecture."""
-    out = []
+    out, wanted = [], {"default": trains_as(default), "reference": trains_as(reference)}
+    kinds = [trains_as(r["protocol"]) for r in runs]
     for i, a in enumerate(archs):
         row = {"index": i, "name": a["name"], "params": a["params"], "target_macs": a["macs"]}
         for key, (which, signal) in CAL_TARGETS.items():
-            proto = default if which == "default" else reference
-            vals = [r[signal] for r in runs if r["arch"] == i and same(r["protocol"], proto)
-                    and r.get(signal) is not None]
+            vals = [r[signal] for r, kind in zip(runs, kinds) if r["arch"] == i
+                    and kind == wanted[which] and r.get(signal) is not None]
             sign = -1.0 if signal == "val_loss" else 1.0
             row[key] = sign * float(np.mean(vals)) if vals else None
             row[key + "_runs"] = len(vals)
@@ -321,7 +328,7 @@ def run_calibration(args) -> dict:
         config_cal = json.loads((cal / "summary.json").read_text()).get("config", {})
     except (OSError, ValueError) as e:
         raise NasError(f"--calibration {cal}: not a nas.calibrate output folder ({e})") from None
-    refs = {json.dumps(r["protocol"], sort_keys=True): r["protocol"] for r in runs
+    refs = {trains_as(r["protocol"]): r["protocol"] for r in runs
             if r.get("protocol_name") == "reference"}
     if len(refs) != 1:
         raise NasError(f"--calibration {cal}: expected one reference protocol, found {len(refs)}")
@@ -362,9 +369,7 @@ def run_calibration(args) -> dict:
     md = render_calibration(tables, yard, rows, config, data.summary(), config_cal, args)
     result = {"config": config, "dataset": data.summary(), "tables": tables,
               "default_protocol_vs_reference": yard, "rows": rows, "markdown": md}
-    out.with_suffix(".md").write_text(md)
-    out.with_suffix(".json").write_text(json.dumps({k: v for k, v in result.items()
-                                                    if k != "markdown"}, indent=1))
+    _save(out, result)
     return result
 
 

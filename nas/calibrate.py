@@ -21,7 +21,6 @@ command resumable: re-running it trains only what is missing. Protocols are ``ke
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -106,11 +105,22 @@ def score(run: dict, signal: str) -> float:
     return v if m.sense == quality.MAX else -v
 
 
+def training_fields(protocol: Protocol) -> dict:
+    """The fields that make a run: all but the ranking ``signal`` (it changes how a run is
+    scored, not the run itself)."""
+    return {k: v for k, v in protocol.to_dict().items() if k != "signal"}
+
+
+def stored_protocol(fields: dict) -> Protocol:
+    """The protocol a stored run (its ``protocol`` dict) trained with. A field the row
+    predates takes the class default: new recipe options are off by default, so such a row
+    trained with the option off."""
+    return Protocol(**{**Protocol().to_dict(), **fields})
+
+
 def _key(arch: str, protocol: Protocol, seed: int) -> str:
-    """A run's identity: architecture hash, the protocol's training fields and the seed. The
-    ranking ``signal`` is left out: it changes how a run is scored, not the run itself."""
-    fields = {k: v for k, v in protocol.to_dict().items() if k != "signal"}
-    return json.dumps([arch, fields, seed], sort_keys=True)
+    """A run's identity: architecture hash, the protocol's training fields and the seed."""
+    return json.dumps([arch, training_fields(protocol), seed], sort_keys=True)
 
 
 _DATA: dict = {}
@@ -196,10 +206,7 @@ def load_runs(path: Path) -> dict[str, dict]:
                 continue
             # re-keyed from the row's own fields, so a change of the key's form (or of a
             # field that does not change training) keeps the runs already done
-            # (a field the row predates takes the class default: new recipe options are off
-            # by default, so such a row trained with the option off)
-            fields = {**Protocol().to_dict(), **row["protocol"]}
-            runs[_key(row["hash"], Protocol(**fields), row["seed"])] = row
+            runs[_key(row["hash"], stored_protocol(row["protocol"]), row["seed"])] = row
     return runs
 
 

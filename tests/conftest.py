@@ -58,6 +58,19 @@ def tiny_resnet():
     return resnet("basic", (1, 1, 1, 1), widths=(16, 32, 64, 128), name="tiny_resnet")
 
 
+def experiment(name: str):
+    """The script ``experiments/<name>.py`` imported as a module (experiments are not a
+    package: they run as scripts)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 #: a two-to-four-block resnet_like space with widths 8-16 (32 px target): sampled and trained
 #: in seconds by the calibrate and experiment tests
 TINY_SPACE = """

@@ -1,17 +1,13 @@
 """experiments/proxy_correlation.py on tiny settings: runs end to end, writes a sound table."""
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("proxy_correlation",
-                                               ROOT / "experiments" / "proxy_correlation.py")
-pc = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pc)
+from tests.conftest import experiment
+
+pc = experiment("proxy_correlation")
 
 
 def test_spearman_matches_scipy_with_ties():
@@ -101,3 +97,13 @@ def test_calibration_mode_correlates_with_the_measured_scores(tmp_path, tiny_spa
 def test_calibration_mode_bad_folder_exits_2(tmp_path, capsys):
     assert pc.main(["--calibration", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
     assert "not a nas.calibrate output folder" in capsys.readouterr().err
+
+
+def test_stored_protocols_train_alike_whatever_their_signal_or_age():
+    """A run stored before a recipe field existed (read as off, as nas.calibrate reads it)
+    and under another ranking signal is the same run as one stored today."""
+    from nas.evaluate.protocol import DEFAULT
+
+    old = {k: v for k, v in DEFAULT.to_dict().items() if k not in ("precise_bn", "weight_average")}
+    assert pc.trains_as({**old, "signal": "accuracy"}) == pc.trains_as(DEFAULT.to_dict())
+    assert pc.trains_as(DEFAULT.with_(precise_bn=400).to_dict()) != pc.trains_as(old)

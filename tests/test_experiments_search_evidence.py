@@ -1,15 +1,11 @@
 """experiments/search_evidence.py on tiny inputs: hypervolume, equal-count comparison, report."""
-import importlib.util
 import random
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("search_evidence",
-                                               ROOT / "experiments" / "search_evidence.py")
-se = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(se)
+from tests.conftest import experiment
+
+se = experiment("search_evidence")
 
 
 def test_hypervolume_by_hand():

@@ -171,7 +171,6 @@ def train(genotype: Genotype, dataset: Dataset, *, epochs: int = 1, batch_size: 
         raise NasError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
     _check_averaging(precise_bn, weight_average)
     dev = torch.device(device)
-    cuda = dev.type == "cuda"
     layout = torch.channels_last if channels_last is None or channels_last \
         else torch.contiguous_format
     g = proxy_genotype(genotype, dataset, transform)
