@@ -61,10 +61,10 @@ class Protocol:
             raise NasError(f"protocol warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if not 0 <= self.label_smoothing < 1:
             raise NasError(f"protocol label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        from nas.evaluate.train import TRANSFORMS, _check_averaging
+        from nas.evaluate.train import TRANSFORMS, check_averaging
 
         try:
-            _check_averaging(self.precise_bn, self.weight_average)
+            check_averaging(self.precise_bn, self.weight_average)
         except NasError as e:
             raise NasError(f"protocol {e}") from None
 

@@ -169,7 +169,7 @@ def train(genotype: Genotype, dataset: Dataset, *, epochs: int = 1, batch_size: 
         raise NasError(f"warmup must be a fraction in [0, 1), got {warmup!r}")
     if not (isinstance(label_smoothing, (int, float)) and 0 <= label_smoothing < 1):
         raise NasError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-    _check_averaging(precise_bn, weight_average)
+    check_averaging(precise_bn, weight_average)
     dev = torch.device(device)
     layout = torch.channels_last if channels_last is None or channels_last \
         else torch.contiguous_format
@@ -214,7 +214,9 @@ def _check_args(epochs, batch_size, lr, max_train_batches) -> None:
         raise NasError(f"max_train_batches must be an int >= 1 or None, got {max_train_batches!r}")
 
 
-def _check_averaging(precise_bn, weight_average) -> None:
+def check_averaging(precise_bn, weight_average) -> None:
+    """Raise NasError unless ``precise_bn`` (images, >= 0) and ``weight_average`` (a fraction
+    in [0, 1), which needs ``precise_bn``) can train together."""
     if not isinstance(precise_bn, int) or isinstance(precise_bn, bool) or precise_bn < 0:
         raise NasError(f"precise_bn must be an int >= 0 (training images), got {precise_bn!r}")
     if not (isinstance(weight_average, (int, float)) and 0 <= weight_average < 1):
