@@ -692,7 +692,10 @@ def _archs(out: Path, request: dict, sample) -> list[dict]:
 
 
 def _request_text(r: dict) -> str:
-    return (f"space {r['space']}, budget {r['budget']}, {r['archs']} sampled architectures, "
+    from nas.cost import human
+
+    budget = f"{human(r['budget'])}MACs" if r.get("budget") else "none"
+    return (f"space {r['space']}, budget {budget}, {r['archs']} sampled architectures, "
             f"sample seed {r['sample_seed']}{'' if r.get('seed_nets', True) else ', no seed nets'}")
 
 
